@@ -1,0 +1,109 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig } from '../config.js';
+import { signUserToken } from '../gateway/auth.js';
+import { resolveSecrets } from '../secrets.js';
+import { startServer } from '../server.js';
+
+/** "30s", "5m", "2h", "1500ms" or plain seconds → milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new InvalidArgumentError('expected a duration such as 30s, 5m, 2h');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+/** The admin key and base URL the operator commands talk to a running seckill with. */
+function adminTarget(opts: { url?: string }) {
+  const config = loadConfig();
+  const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret });
+  const url = opts.url ?? `http://${config.host}:${config.port}`;
+  return { url, adminKey: secrets.adminKey };
+}
+
+async function adminCall(opts: { url?: string }, method: string, path: string, body?: unknown): Promise<void> {
+  const { url, adminKey } = adminTarget(opts);
+  const res = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  process.stdout.write(text + '\n');
+  if (!res.ok) process.exitCode = 1;
+}
+
+const program = new Command('seckill').description('Flash-sale service: sells exactly the stock under a storm of buyers');
+
+program
+  .command('start', { isDefault: true })
+  .description('serve the API (configuration from the environment; see README)')
+  .action(async () => {
+    const server = await startServer(loadConfig());
+    const stop = (signal: string) => {
+      server.services.log.info({ signal }, 'shutting down; writing what is waiting');
+      server.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          server.services.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('token <userId>')
+  .description('print a signed user token (HS256, SECKILL_USER_SECRET or the data dir secret)')
+  .option('--ttl <duration>', 'lifetime', parseDuration, 3600_000)
+  .action((userId: string, opts: { ttl: number }) => {
+    const config = loadConfig();
+    const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret });
+    process.stdout.write(signUserToken(secrets.userSecret, userId, Math.ceil(opts.ttl / 1000)) + '\n');
+  });
+
+const sale = program.command('sale').description('create and inspect sales on a running seckill (admin key from env or data dir)');
+
+sale
+  .command('create')
+  .requiredOption('--name <name>', 'what is sold')
+  .requiredOption('--stock <n>', 'units for sale', positiveInt)
+  .requiredOption('--price <cents>', 'price in the smallest currency unit', positiveInt)
+  .option('--starts-in <duration>', 'opens after this long', parseDuration, 30_000)
+  .option('--duration <duration>', 'stays open this long', parseDuration, 3600_000)
+  .option('--limit <n>', 'units per user', positiveInt, 1)
+  .option('--payment-window <duration>', 'time to pay a reservation', parseDuration, 600_000)
+  .option('--description <text>', 'shown on the sale page', '')
+  .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
+  .action(async (o: { name: string; stock: number; price: number; startsIn: number; duration: number; limit: number; paymentWindow: number; description: string; url?: string }) => {
+    const startsAt = Date.now() + o.startsIn;
+    await adminCall(o, 'POST', '/api/admin/sales', {
+      name: o.name,
+      description: o.description,
+      priceCents: o.price,
+      stock: o.stock,
+      startsAt: new Date(startsAt).toISOString(),
+      endsAt: new Date(startsAt + o.duration).toISOString(),
+      perUserLimit: o.limit,
+      paymentWindowSeconds: Math.max(1, Math.round(o.paymentWindow / 1000)),
+    });
+  });
+
+sale
+  .command('show <saleId>')
+  .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
+  .action(async (saleId: string, o: { url?: string }) => {
+    await adminCall(o, 'GET', `/api/admin/sales/${encodeURIComponent(saleId)}`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`seckill: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

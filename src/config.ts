@@ -1,0 +1,70 @@
+import path from 'node:path';
+import { envSchema } from 'env-schema';
+import { Type, type Static } from 'typebox';
+
+const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ default: '127.0.0.1' }),
+  SECKILL_ADMIN_KEY: Type.Optional(Type.String({ minLength: 16 })),
+  SECKILL_USER_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  SECKILL_DATA_DIR: Type.String({ default: './data' }),
+  REDIS_URL: Type.Optional(Type.String()),
+  DATABASE_URL: Type.Optional(Type.String()),
+  SECKILL_RATE_PER_IP: Type.Number({ minimum: 0, default: 200 }),
+  SECKILL_RATE_PER_USER: Type.Number({ minimum: 0, default: 5 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** How long a batch of reservations waits for company before it is committed. */
+  SECKILL_GROUP_COMMIT_MS: Type.Number({ minimum: 0, maximum: 1000, default: 2 }),
+  SECKILL_WRITER_BATCH: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
+  /** How often unpaid reservations past their window are expired. */
+  SECKILL_SWEEP_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 250 }),
+  /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */
+  SECKILL_SQLITE_SYNC: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
+  /** Create a demo sale on the first start of an empty data dir. */
+  SECKILL_DEMO_SALE: Type.Boolean({ default: true }),
+});
+
+export type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  adminKey?: string;
+  userSecret?: string;
+  dataDir: string;
+  redisUrl?: string;
+  databaseUrl?: string;
+  ratePerIp: number;
+  ratePerUser: number;
+  logLevel: string;
+  groupCommitMs: number;
+  writerBatch: number;
+  sweepMs: number;
+  sqliteSync: 'FULL' | 'NORMAL';
+  demoSale: boolean;
+}
+
+/** One typed config, read from the environment and validated; a bad value stops the start. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = envSchema<Env>({ schema: EnvSchema, data: env, dotenv: false });
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    adminKey: e.SECKILL_ADMIN_KEY,
+    userSecret: e.SECKILL_USER_SECRET,
+    dataDir: path.resolve(e.SECKILL_DATA_DIR),
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    ratePerIp: e.SECKILL_RATE_PER_IP,
+    ratePerUser: e.SECKILL_RATE_PER_USER,
+    logLevel: e.LOG_LEVEL,
+    groupCommitMs: e.SECKILL_GROUP_COMMIT_MS,
+    writerBatch: e.SECKILL_WRITER_BATCH,
+    sweepMs: e.SECKILL_SWEEP_MS,
+    sqliteSync: e.SECKILL_SQLITE_SYNC,
+    demoSale: e.SECKILL_DEMO_SALE,
+  };
+}

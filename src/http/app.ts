@@ -1,0 +1,68 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Services } from '../services.js';
+import { errorHandler, notFoundHandler, refuse } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
+import { buyingRoutes } from './routes/buying.js';
+import { opsRoutes } from './routes/ops.js';
+import { publicRoutes } from './routes/public.js';
+import { SeckillError } from '../domain/errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** ok, or the error code this request was answered with; counted in /metrics. */
+    outcome: string;
+  }
+}
+
+export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any -- fastify's server generics are not ours to pin
+
+const BUY_ROUTE = '/api/sales/:saleId/buy/:path';
+
+export function buildApp(services: Services): App {
+  const app = Fastify({
+    loggerInstance: services.log,
+    // Per-request log lines would cost more than the refusals they describe.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 16 * 1024,
+    trustProxy: false,
+    return503OnClosing: true,
+    ajv: {
+      // Strict input: refuse unknown fields instead of dropping them, never coerce types.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorateRequest('outcome', '');
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+
+  // Per-address limit on the API, before anything else is looked at.
+  if (services.ipLimit.enabled) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.url.startsWith('/api/')) return;
+      try {
+        await services.ipLimit.take(request.ip);
+      } catch (err) {
+        if (err instanceof SeckillError) return refuse(request, reply, err.code, err.retryAfter);
+        throw err;
+      }
+    });
+  }
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const outcome = request.outcome || (reply.statusCode < 400 ? 'ok' : String(reply.statusCode));
+    services.metrics.requests.inc({ route, outcome });
+    if (route === BUY_ROUTE) {
+      const saleId = (request.params as { saleId?: string }).saleId;
+      if (saleId && services.sales.get(saleId)) services.metrics.countBuy(saleId, outcome);
+    }
+  });
+
+  app.register(publicRoutes(services));
+  app.register(buyingRoutes(services));
+  app.register(adminRoutes(services));
+  app.register(opsRoutes(services));
+  return app;
+}

@@ -1,0 +1,91 @@
+import { Readable } from 'node:stream';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { SeckillError } from '../../domain/errors.js';
+import { orderJson, type Order } from '../../domain/order.js';
+import { saleAdmin, type Sale } from '../../domain/sale.js';
+import { Auth } from '../../gateway/auth.js';
+import type { Services } from '../../services.js';
+import { CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdParams } from '../schemas.js';
+
+const CSV_COLUMNS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt'] as const;
+
+function csvCell(v: unknown): string {
+  const t = v === null || v === undefined ? '' : String(v);
+  // Quote everything that could break a row, and defuse spreadsheet formulas.
+  const safe = /^[=+\-@]/.test(t) ? `'${t}` : t;
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+async function* csvRows(orders: AsyncIterable<Order>): AsyncIterable<string> {
+  yield CSV_COLUMNS.join(',') + '\n';
+  for await (const o of orders) {
+    const j = orderJson(o);
+    yield CSV_COLUMNS.map((c) => csvCell(j[c])).join(',') + '\n';
+  }
+}
+
+export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.addHook('onRequest', async (req) => {
+      s.auth.requireAdmin(Auth.bearer(req.headers.authorization));
+    });
+
+    const view = (sale: Sale) => saleAdmin(sale, Date.now(), s.engine.available(sale.id));
+    const find = (saleId: string) => {
+      const sale = s.sales.get(saleId);
+      if (!sale) throw new SeckillError('not_found', 'No such sale.');
+      return sale;
+    };
+
+    app.post('/api/admin/sales', { schema: { body: CreateSaleBody } }, async (req, reply) => {
+      const b = req.body;
+      const sale = await s.sales.create({
+        ...b,
+        startsAt: Date.parse(b.startsAt),
+        endsAt: b.endsAt === undefined ? null : Date.parse(b.endsAt),
+      });
+      req.log.info({ saleId: sale.id, stock: sale.stock }, 'sale created');
+      reply.code(201);
+      return view(sale);
+    });
+
+    app.get('/api/admin/sales', async () => ({ sales: s.sales.all().map(view) }));
+
+    app.get('/api/admin/sales/:saleId', { schema: { params: SaleIdParams } }, async (req) => {
+      const sale = find(req.params.saleId);
+      const t = await s.repo.totals(sale.id);
+      return {
+        sale: view(sale),
+        stats: {
+          stock: sale.stock,
+          ...t,
+          available: s.engine.available(sale.id),
+          requests: s.metrics.saleRequests(sale.id),
+        },
+      };
+    });
+
+    for (const action of ['pause', 'resume'] as const) {
+      app.post(`/api/admin/sales/:saleId/${action}`, { schema: { params: SaleIdParams, body: EmptyBody } }, async (req) => {
+        find(req.params.saleId);
+        const sale = await s.sales.setPaused(req.params.saleId, action === 'pause');
+        req.log.info({ saleId: sale.id, action }, 'sale paused state changed');
+        return view(sale);
+      });
+    }
+
+    app.get('/api/admin/sales/:saleId/orders', { schema: { params: SaleIdParams, querystring: ListOrdersQuery } }, async (req, reply) => {
+      const sale = find(req.params.saleId);
+      const { status, after } = req.query;
+      if ((req.headers.accept ?? '').includes('text/csv')) {
+        reply.header('content-type', 'text/csv; charset=utf-8');
+        reply.header('content-disposition', `attachment; filename="orders-${sale.id}.csv"`);
+        return reply.send(Readable.from(csvRows(s.repo.iterateOrders(sale.id, status))));
+      }
+      const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+      if (limit < 1 || limit > 1000) throw new SeckillError('bad_request', 'limit must be 1-1000.');
+      const page = await s.repo.listOrders(sale.id, status, after, limit);
+      return { orders: page.orders.map(orderJson), next: page.next };
+    });
+  };
+}

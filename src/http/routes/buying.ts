@@ -1,0 +1,135 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SeckillError, type ErrorCode } from '../../domain/errors.js';
+import { orderJson, type Order } from '../../domain/order.js';
+import { iso, type Sale } from '../../domain/sale.js';
+import { Auth } from '../../gateway/auth.js';
+import { isOrderPath, orderPath } from '../../gateway/order-path.js';
+import type { Actor } from '../../orders/order-service.js';
+import type { Services } from '../../services.js';
+import { refuse } from '../errors.js';
+import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, SaleIdParams } from '../schemas.js';
+
+/** Refusals that only need public facts and the server clock; checked before any token work. */
+function windowRefusal(sale: Sale, now: number): ErrorCode | null {
+  if (sale.endsAt !== null && now >= sale.endsAt) return 'ended';
+  if (sale.paused) return 'paused';
+  if (now < sale.startsAt) return 'not_started';
+  return null;
+}
+
+export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
+  const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
+
+  return async (app) => {
+    app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
+      const sale = s.sales.get(req.params.saleId);
+      if (!sale) return refuse(req, reply, 'not_found');
+      const closed = windowRefusal(sale, Date.now());
+      if (closed) return refuse(req, reply, closed);
+      const userId = s.auth.user(bearer(req));
+      await s.userLimit.take(userId);
+      reply.header('cache-control', 'no-store');
+      return { path: orderPath(sale, userId) };
+    });
+
+    app.post('/api/sales/:saleId/buy/:path', { schema: { params: BuyParams, body: BuyBody } }, async (req, reply) => {
+      const { saleId, path } = req.params;
+      const sale = s.sales.get(saleId);
+      if (!sale) return refuse(req, reply, 'not_found');
+      const now = Date.now();
+      const closed = windowRefusal(sale, now);
+      if (closed) return refuse(req, reply, closed);
+      if (s.refusals.isSoldOut(saleId)) return refuse(req, reply, 'sold_out');
+
+      const userId = s.auth.user(bearer(req));
+      await s.userLimit.take(userId);
+      if (!isOrderPath(sale, userId, path)) return refuse(req, reply, 'bad_path');
+      if (s.refusals.holdsLimit(saleId, userId)) return refuse(req, reply, 'limit_reached');
+      const quantity = req.body?.quantity ?? 1;
+      if (quantity > sale.perUserLimit) return refuse(req, reply, 'limit_reached');
+
+      const result = await s.engine.reserve(sale, userId, quantity, now);
+      if (result.available <= 0) s.refusals.markSoldOut(saleId);
+      if (!result.ok) {
+        if (result.refusal === 'limit_reached' && s.engine.held(saleId, userId) >= sale.perUserLimit) {
+          s.refusals.markAtLimit(saleId, userId);
+        }
+        return refuse(req, reply, result.refusal);
+      }
+      if (s.engine.held(saleId, userId) >= sale.perUserLimit) s.refusals.markAtLimit(saleId, userId);
+      s.metrics.reservations.inc({ sale: saleId });
+      const { order } = result;
+      reply.code(202);
+      return { orderId: order.orderId, status: order.status, quantity: order.quantity, expiresAt: iso(order.expiresAt) };
+    });
+
+    app.get('/api/orders/:orderId', { schema: { params: OrderIdParams } }, async (req) => {
+      const actor: Actor = s.auth.identify(bearer(req));
+      return orderJson(await s.orders.get(req.params.orderId, actor));
+    });
+
+    app.get('/api/me/orders', async (req) => {
+      const userId = s.auth.user(bearer(req));
+      const orders = await s.repo.ordersOfUser(userId);
+      return { orders: orders.map(orderJson) };
+    });
+
+    app.post('/api/orders/:orderId/pay', { schema: { params: OrderIdParams, body: PayBody } }, async (req) => {
+      const actor: Actor = s.auth.identify(bearer(req));
+      // The shop's payment service pays with the admin key; users may pay only in demo mode.
+      if (actor.kind === 'user' && !s.secrets.demo) {
+        throw new SeckillError('forbidden', 'Payments are confirmed by the shop, not by users.');
+      }
+      return orderJson(await s.orders.pay(req.params.orderId, actor, req.body.paymentRef));
+    });
+
+    app.post('/api/orders/:orderId/cancel', { schema: { params: OrderIdParams, body: EmptyBody } }, async (req) => {
+      const actor: Actor = s.auth.identify(bearer(req));
+      return orderJson(await s.orders.cancel(req.params.orderId, actor));
+    });
+
+    app.get('/api/orders/:orderId/events', { schema: { params: OrderIdParams, querystring: EventsQuery } }, async (req, reply) => {
+      // EventSource cannot send headers, so the token may also come as ?access_token=.
+      const actor: Actor = s.auth.identify(bearer(req) ?? req.query.access_token ?? null);
+      const { orderId } = req.params;
+      streamOrderEvents(s, orderId, await s.orders.get(orderId, actor), req, reply);
+    });
+  };
+}
+
+const TERMINAL = new Set(['paid', 'expired', 'cancelled']);
+
+/** Server-sent events: the current state at once, then one event per change; ends at a final state. */
+function streamOrderEvents(s: Services, orderId: string, current: Order, req: FastifyRequest, reply: FastifyReply): void {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  let last = '';
+  const send = (o: Order): boolean => {
+    if (o.status !== last) {
+      last = o.status;
+      raw.write(`event: status\ndata: ${JSON.stringify(orderJson(o))}\n\n`);
+    }
+    return TERMINAL.has(o.status);
+  };
+  const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
+  const listener = (o: Order) => {
+    if (send(o)) cleanup();
+  };
+  const cleanup = () => {
+    clearInterval(heartbeat);
+    s.orders.events.off(orderId, listener);
+    if (!raw.writableEnded) raw.end();
+  };
+  s.orders.events.on(orderId, listener);
+  req.raw.on('close', cleanup);
+  if (send(current)) cleanup();
+  // A change between the read and the subscription is caught by re-reading once.
+  else void s.repo.getOrder(orderId).then((o) => o && listener(o)).catch(() => cleanup());
+}

@@ -1,0 +1,61 @@
+import { Type } from 'typebox';
+
+// Every body and parameter is validated against these; unknown fields are refused.
+const strict = { additionalProperties: false } as const;
+
+export const SaleIdParams = Type.Object({ saleId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }, strict);
+
+export const BuyParams = Type.Object(
+  {
+    saleId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+    path: Type.String({ minLength: 1, maxLength: 256 }),
+  },
+  strict,
+);
+
+export const OrderIdParams = Type.Object(
+  { orderId: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' }) },
+  strict,
+);
+
+export const BuyBody = Type.Union([
+  Type.Object({ quantity: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, strict),
+  Type.Null(),
+]);
+
+export const PayBody = Type.Object({ paymentRef: Type.String({ minLength: 1, maxLength: 128 }) }, strict);
+
+/** Routes that take no body accept none or an empty object. */
+export const EmptyBody = Type.Union([Type.Object({}, strict), Type.Null()]);
+
+export const EventsQuery = Type.Object({ access_token: Type.Optional(Type.String({ maxLength: 4096 })) }, strict);
+
+export const CreateSaleBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    description: Type.Optional(Type.String({ maxLength: 4000 })),
+    priceCents: Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 }),
+    stock: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+    startsAt: Type.String({ format: 'date-time' }),
+    endsAt: Type.Optional(Type.String({ format: 'date-time' })),
+    perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    paymentWindowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
+  },
+  strict,
+);
+
+export const OrderStatusSchema = Type.Union([
+  Type.Literal('reserved'),
+  Type.Literal('paid'),
+  Type.Literal('expired'),
+  Type.Literal('cancelled'),
+]);
+
+export const ListOrdersQuery = Type.Object(
+  {
+    status: Type.Optional(OrderStatusSchema),
+    after: Type.Optional(Type.String({ maxLength: 64 })),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
+  },
+  strict,
+);

@@ -1,0 +1,44 @@
+import type { Logger } from 'pino';
+import type { OrderService } from './order-service.js';
+
+/** Background loop that returns the stock of unpaid reservations past their window. */
+export class ExpirySweeper {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+
+  constructor(
+    private readonly orders: OrderService,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sweep(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async sweep(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    try {
+      let total = 0;
+      for (;;) {
+        const n = await this.orders.expireDue(Date.now(), 1000);
+        total += n;
+        if (n < 1000) break;
+      }
+      if (total > 0) this.log.info({ expired: total }, 'reservations expired; stock returned');
+      return total;
+    } catch (err) {
+      this.log.error({ err }, 'expiry sweep failed; will retry');
+      return 0;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

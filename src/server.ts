@@ -1,0 +1,83 @@
+import type { Config } from './config.js';
+import { signUserToken } from './gateway/auth.js';
+import { buildApp, type App } from './http/app.js';
+import { createServices, type Services } from './services.js';
+
+export interface RunningServer {
+  app: App;
+  services: Services;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Wire the services, serve HTTP, start the sweeper; `close` drains the writer before it returns. */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const services = await createServices(config);
+  const app = buildApp(services);
+  const { log, secrets } = services;
+
+  if (secrets.generated && config.demoSale) await createDemoSale(services);
+
+  await app.listen({ port: config.port, host: config.host });
+  services.sweeper.start();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, dataDir: config.dataDir, sales: services.sales.all().length }, 'seckill listening');
+
+  if (secrets.generated) printFirstStart(services, url);
+
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    services,
+    url,
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await services.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+async function createDemoSale(s: Services): Promise<void> {
+  const now = Date.now();
+  const sale = await s.sales.create({
+    name: 'Demo sale: 100 mechanical keyboards',
+    description: 'A demo flash sale created at first start. One per person.',
+    priceCents: 999,
+    stock: 100,
+    startsAt: now + 60_000,
+    endsAt: now + 60_000 + 3600_000,
+    perUserLimit: 1,
+    paymentWindowSeconds: 600,
+  });
+  s.log.info({ saleId: sale.id }, 'demo sale created');
+}
+
+/** Printed once, on the first start of a data dir: the only time the admin key is shown. */
+function printFirstStart(s: Services, url: string): void {
+  const demo = s.sales.all()[0];
+  const token = signUserToken(s.secrets.userSecret, 'alice', 24 * 3600);
+  const lines = [
+    '',
+    '  seckill is ready.',
+    `  Admin key (printed once; also in ${s.config.dataDir}/secrets.json, mode 0600):`,
+    `    ${s.secrets.adminKey}`,
+    '',
+  ];
+  if (demo) {
+    lines.push(
+      `  Demo sale ${demo.id} opens at ${new Date(demo.startsAt).toISOString()}. Try it:`,
+      `    TOKEN=${token}`,
+      `    curl -s ${url}/api/sales/${demo.id}`,
+      `    PATH_ID=$(curl -s -X POST -H "authorization: Bearer $TOKEN" ${url}/api/sales/${demo.id}/path | sed 's/.*"path":"\\([^"]*\\)".*/\\1/')`,
+      `    curl -s -X POST -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"quantity":1}' ${url}/api/sales/${demo.id}/buy/$PATH_ID`,
+      '  More tokens: npx seckill token <userId>',
+      '',
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
