@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { buy, call, checkInvariants, readOrders, startTestServer, userToken, ADMIN_KEY, type TestServer } from './helpers.js';
+
+describe('reservation expiry', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ SECKILL_SWEEP_MS: '50' });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test('unpaid orders expire after a 1 s window and the stock is sold again', async () => {
+    const stock = 5;
+    const sale = await t.createSale({ stock, perUserLimit: 1, paymentWindowSeconds: 1 });
+    const first = await Promise.all(Array.from({ length: stock }, (_, i) => buy(t.url, sale.id, userToken(`first-${i}`))));
+    for (const r of first) assert.equal(r.status, 202, r.text);
+    const soldOut = await buy(t.url, sale.id, userToken('too-early'));
+    assert.equal(soldOut.body.error.code, 'sold_out');
+
+    await sleep(1400);
+    for (const r of first) {
+      const o = await call(t.url, 'GET', `/api/orders/${r.body.orderId}`, { token: ADMIN_KEY });
+      assert.equal(o.body.status, 'expired');
+    }
+    const stats = await t.admin('GET', `/api/admin/sales/${sale.id}`);
+    assert.equal(stats.body.stats.available, stock, 'all stock returned');
+    assert.equal(stats.body.stats.expired, stock);
+
+    // The same buyers may buy again (their holding is gone), and so may others.
+    const second = await Promise.all([
+      ...Array.from({ length: 3 }, (_, i) => buy(t.url, sale.id, userToken(`first-${i}`))),
+      ...Array.from({ length: 4 }, (_, i) => buy(t.url, sale.id, userToken(`second-${i}`))),
+    ]);
+    assert.equal(second.filter((r) => r.status === 202).length, stock, 'the stock is sold again, exactly');
+    checkInvariants(readOrders(t.dataDir, sale.id), stock, 1);
+  });
+
+  test('a payment racing the expiry ends in exactly one of paid / expired', async () => {
+    const stock = 60;
+    const sale = await t.createSale({ stock, perUserLimit: 1, paymentWindowSeconds: 1 });
+    const orders = await Promise.all(Array.from({ length: stock }, (_, i) => buy(t.url, sale.id, userToken(`racer-${i}`))));
+    for (const r of orders) assert.equal(r.status, 202, r.text);
+    // Pay each order at a moment spread around its deadline (±150 ms).
+    const payments = await Promise.all(
+      orders.map(async (r, i) => {
+        const deadline = Date.parse(r.body.expiresAt);
+        const at = deadline - 150 + (i * 300) / stock;
+        await sleep(Math.max(0, at - Date.now()));
+        return call(t.url, 'POST', `/api/orders/${r.body.orderId}/pay`, { token: ADMIN_KEY, body: { paymentRef: `pay-${i}` } });
+      }),
+    );
+    await sleep(300); // let the sweeper finish what the payments did not decide
+    let paid = 0;
+    let expired = 0;
+    for (let i = 0; i < stock; i++) {
+      const p = payments[i];
+      const o = await call(t.url, 'GET', `/api/orders/${orders[i].body.orderId}`, { token: ADMIN_KEY });
+      if (p.status === 200) {
+        assert.equal(p.body.status, 'paid');
+        assert.equal(o.body.status, 'paid', 'a 200 payment stays paid');
+        paid++;
+      } else {
+        assert.equal(p.status, 409, p.text);
+        assert.equal(p.body.error.code, 'expired');
+        assert.equal(o.body.status, 'expired', 'a refused payment leaves the order expired');
+        expired++;
+      }
+    }
+    assert.equal(paid + expired, stock);
+    const stats = await t.admin('GET', `/api/admin/sales/${sale.id}`);
+    assert.equal(stats.body.stats.paid, paid);
+    assert.equal(stats.body.stats.expired, expired);
+    assert.equal(stats.body.stats.available, stock - paid, 'expired stock returned exactly once');
+    console.log(`race: ${paid} paid, ${expired} expired`);
+  });
+
+  test('reservations restored after a restart still expire and return stock once', async () => {
+    const t2 = await startTestServer({ SECKILL_SWEEP_MS: '50' });
+    const sale = await t2.createSale({ stock: 3, perUserLimit: 1, paymentWindowSeconds: 1 });
+    for (let i = 0; i < 3; i++) assert.equal((await buy(t2.url, sale.id, userToken(`r-${i}`))).status, 202);
+    await t2.close();
+    await sleep(1100);
+    const t3 = await startTestServer({ SECKILL_SWEEP_MS: '50' }, t2.dataDir);
+    try {
+      await sleep(300);
+      const stats = await t3.admin('GET', `/api/admin/sales/${sale.id}`);
+      assert.equal(stats.body.stats.expired, 3);
+      assert.equal(stats.body.stats.available, 3);
+    } finally {
+      await t3.close();
+    }
+  });
+});

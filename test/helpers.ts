@@ -1,0 +1,178 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Agent, request } from 'undici';
+import { loadConfig } from '../src/config.js';
+import { signUserToken } from '../src/gateway/auth.js';
+import { startServer, type RunningServer } from '../src/server.js';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+export const USER_SECRET = 'test-user-secret-0123456789abcdef0123456789';
+
+/** Keep-alive pool for tests that fire thousands of requests at once. */
+export const agent = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 10_000 });
+
+export interface Reply<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+  text: string;
+}
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  /** Sent as is, instead of JSON.stringify(body). */
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+export async function call(base: string, method: string, url: string, o: CallOptions = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...(o.headers ?? {}) };
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  let body: string | undefined;
+  if (o.rawBody !== undefined) body = o.rawBody;
+  else if (o.body !== undefined) body = JSON.stringify(o.body);
+  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+    headers['content-type'] = 'application/json';
+  }
+  const res = await request(base + url, { method: method as 'GET', headers, body, dispatcher: agent });
+  const text = await res.body.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, body: parsed, text };
+}
+
+export function tempDir(prefix = 'seckill-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function userToken(userId: string, ttlSeconds = 3600, secret = USER_SECRET): string {
+  return signUserToken(secret, userId, ttlSeconds);
+}
+
+export interface SaleOptions {
+  stock?: number;
+  perUserLimit?: number;
+  priceCents?: number;
+  /** ms from now; negative = already live */
+  startsIn?: number;
+  /** ms after the start; null = no end */
+  lasts?: number | null;
+  paymentWindowSeconds?: number;
+}
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  server: RunningServer;
+  createSale(o?: SaleOptions): Promise<{ id: string; [k: string]: unknown }>;
+  call(method: string, url: string, o?: CallOptions): Promise<Reply>;
+  admin(method: string, url: string, body?: unknown): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+/** Sale-creation body for the admin API. */
+export function saleBody(o: SaleOptions = {}) {
+  const startsAt = Date.now() + (o.startsIn ?? -1000);
+  const lasts = o.lasts === undefined ? 3600_000 : o.lasts;
+  return {
+    name: 'Test sale',
+    priceCents: o.priceCents ?? 1999,
+    stock: o.stock ?? 10,
+    startsAt: new Date(startsAt).toISOString(),
+    ...(lasts === null ? {} : { endsAt: new Date(startsAt + lasts).toISOString() }),
+    perUserLimit: o.perUserLimit ?? 1,
+    paymentWindowSeconds: o.paymentWindowSeconds ?? 600,
+  };
+}
+
+/** An in-process seckill on a random port with its own data dir. */
+export async function startTestServer(env: Record<string, string> = {}, dataDir = tempDir()): Promise<TestServer> {
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    SECKILL_DATA_DIR: dataDir,
+    SECKILL_ADMIN_KEY: ADMIN_KEY,
+    SECKILL_USER_SECRET: USER_SECRET,
+    SECKILL_RATE_PER_IP: '0',
+    SECKILL_RATE_PER_USER: '0',
+    SECKILL_DEMO_SALE: 'false',
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const server = await startServer(config);
+  const url = server.url;
+  const t: TestServer = {
+    url,
+    dataDir,
+    server,
+    call: (method, u, o) => call(url, method, u, o),
+    admin: (method, u, body) => call(url, method, u, { token: ADMIN_KEY, body }),
+    async createSale(o = {}) {
+      const r = await t.admin('POST', '/api/admin/sales', saleBody(o));
+      if (r.status !== 201) throw new Error(`create sale: ${r.status} ${r.text}`);
+      return r.body;
+    },
+    close: () => server.close(),
+  };
+  return t;
+}
+
+/** Path then buy, as a client does. */
+export async function buy(base: string, saleId: string, token: string, quantity?: number): Promise<Reply> {
+  const p = await call(base, 'POST', `/api/sales/${saleId}/path`, { token });
+  if (p.status !== 200) return p;
+  return call(base, 'POST', `/api/sales/${saleId}/buy/${p.body.path}`, {
+    token,
+    body: quantity === undefined ? {} : { quantity },
+  });
+}
+
+export interface OrderRow {
+  order_id: string;
+  sale_id: string;
+  user_id: string;
+  quantity: number;
+  status: string;
+}
+
+/** Read the database of record directly, as an auditor would. */
+export function readOrders(dataDir: string, saleId?: string): OrderRow[] {
+  const db = new Database(path.join(dataDir, 'seckill.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (saleId
+      ? db.prepare('SELECT * FROM orders WHERE sale_id = ?').all(saleId)
+      : db.prepare('SELECT * FROM orders').all()) as OrderRow[];
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Invariants 1, 2 and 5 of DESIGN.md from the rows alone: units held never exceed the stock,
+ * nobody holds more than the limit. Returns the units held.
+ */
+export function checkInvariants(rows: OrderRow[], stock: number, perUserLimit: number): { held: number; perUser: Map<string, number> } {
+  let held = 0;
+  const perUser = new Map<string, number>();
+  for (const r of rows) {
+    if (r.status === 'reserved' || r.status === 'paid') {
+      held += r.quantity;
+      perUser.set(r.user_id, (perUser.get(r.user_id) ?? 0) + r.quantity);
+    }
+  }
+  if (held > stock) throw new Error(`oversell: ${held} units held of ${stock}`);
+  for (const [u, q] of perUser) if (q > perUserLimit) throw new Error(`user ${u} holds ${q} > limit ${perUserLimit}`);
+  return { held, perUser };
+}
+
+export function randomUser(prefix = 'u'): string {
+  return `${prefix}-${crypto.randomBytes(6).toString('hex')}`;
+}
