@@ -1,101 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { SeckillError } from '../domain/errors.js';
 import type { Order, OrderStatus } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
 import type { OrderPage, OrderRepository, StatusTotals, Transition } from './repository.js';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS sales (
-  id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  description TEXT NOT NULL,
-  price_cents BIGINT NOT NULL,
-  stock BIGINT NOT NULL,
-  starts_at BIGINT NOT NULL,
-  ends_at BIGINT,
-  per_user_limit INTEGER NOT NULL,
-  payment_window_seconds INTEGER NOT NULL,
-  paused INTEGER NOT NULL DEFAULT 0,
-  secret TEXT NOT NULL,
-  created_at BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS orders (
-  order_id TEXT PRIMARY KEY,
-  sale_id TEXT NOT NULL,
-  user_id TEXT NOT NULL,
-  quantity INTEGER NOT NULL,
-  price_cents BIGINT NOT NULL,
-  status TEXT NOT NULL,
-  created_at BIGINT NOT NULL,
-  expires_at BIGINT NOT NULL,
-  paid_at BIGINT,
-  payment_ref TEXT
-);
-CREATE INDEX IF NOT EXISTS orders_sale_status ON orders (sale_id, status);
-CREATE INDEX IF NOT EXISTS orders_user ON orders (user_id);
-CREATE INDEX IF NOT EXISTS orders_due ON orders (status, expires_at);
-`;
-
-interface OrderRow {
-  order_id: string;
-  sale_id: string;
-  user_id: string;
-  quantity: number;
-  price_cents: number;
-  status: OrderStatus;
-  created_at: number;
-  expires_at: number;
-  paid_at: number | null;
-  payment_ref: string | null;
-}
-
-interface SaleRow {
-  id: string;
-  name: string;
-  description: string;
-  price_cents: number;
-  stock: number;
-  starts_at: number;
-  ends_at: number | null;
-  per_user_limit: number;
-  payment_window_seconds: number;
-  paused: number;
-  secret: string;
-  created_at: number;
-}
-
-function toOrder(r: OrderRow): Order {
-  return {
-    orderId: r.order_id,
-    saleId: r.sale_id,
-    userId: r.user_id,
-    quantity: r.quantity,
-    priceCents: r.price_cents,
-    status: r.status,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    paidAt: r.paid_at,
-    paymentRef: r.payment_ref,
-  };
-}
-
-function toSale(r: SaleRow): Sale {
-  return {
-    id: r.id,
-    name: r.name,
-    description: r.description,
-    priceCents: r.price_cents,
-    stock: r.stock,
-    startsAt: r.starts_at,
-    endsAt: r.ends_at,
-    perUserLimit: r.per_user_limit,
-    paymentWindowSeconds: r.payment_window_seconds,
-    paused: r.paused === 1,
-    secret: r.secret,
-    createdAt: r.created_at,
-  };
-}
+import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from './rows.js';
 
 export type SqliteSync = 'FULL' | 'NORMAL';
 
@@ -157,28 +67,28 @@ export class SqliteOrderRepository implements OrderRepository {
   }
 
   async loadSales(): Promise<Sale[]> {
-    return this.stmt.loadSales.all().map(toSale);
+    return this.guard(() => this.stmt.loadSales.all().map(toSale));
   }
 
   async insertSale(sale: Sale): Promise<void> {
-    this.stmt.insertSale.run({ ...sale, paused: sale.paused ? 1 : 0 });
+    this.guard(() => this.stmt.insertSale.run({ ...sale, paused: sale.paused ? 1 : 0 }));
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
-    this.stmt.setPaused.run(paused ? 1 : 0, saleId);
+    this.guard(() => this.stmt.setPaused.run(paused ? 1 : 0, saleId));
   }
 
   async insertOrders(orders: Order[]): Promise<void> {
-    this.insertMany(orders);
+    this.guard(() => this.insertMany(orders));
   }
 
   async getOrder(orderId: string): Promise<Order | null> {
-    const r = this.stmt.getOrder.get(orderId);
+    const r = this.guard(() => this.stmt.getOrder.get(orderId));
     return r ? toOrder(r) : null;
   }
 
   async ordersOfUser(userId: string): Promise<Order[]> {
-    return this.stmt.ordersOfUser.all(userId).map(toOrder);
+    return this.guard(() => this.stmt.ordersOfUser.all(userId)).map(toOrder);
   }
 
   async listOrders(saleId: string, status: OrderStatus | undefined, after: string | undefined, limit: number): Promise<OrderPage> {
@@ -187,48 +97,54 @@ export class SqliteOrderRepository implements OrderRepository {
     if (status) { where.push('status = ?'); args.push(status); }
     if (after) { where.push('order_id > ?'); args.push(after); }
     args.push(limit + 1);
-    const rows = this.db
+    const rows = this.guard(() => this.db
       .prepare<(string | number)[], OrderRow>(`SELECT * FROM orders WHERE ${where.join(' AND ')} ORDER BY order_id LIMIT ?`)
-      .all(...args);
+      .all(...args));
     const more = rows.length > limit;
     const page = (more ? rows.slice(0, limit) : rows).map(toOrder);
     return { orders: page, next: more ? page[page.length - 1].orderId : null };
   }
 
-  async *iterateOrders(saleId: string, status: OrderStatus | undefined): AsyncIterable<Order> {
-    // Keyset pages rather than one long-lived cursor, so writers are never blocked for long.
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.listOrders(saleId, status, after, 1000);
-      for (const o of page.orders) yield o;
-      if (!page.next) return;
-      after = page.next;
-    }
+  iterateOrders(saleId: string, status: OrderStatus | undefined): AsyncIterable<Order> {
+    return pagedOrders((after) => this.listOrders(saleId, status, after, 1000));
   }
 
   async holdings(saleId: string): Promise<Map<string, number>> {
-    return new Map(this.stmt.holdings.all(saleId).map((r) => [r.user_id, r.q]));
+    return new Map(this.guard(() => this.stmt.holdings.all(saleId)).map((r) => [r.user_id, r.q]));
   }
 
   async totals(saleId: string): Promise<StatusTotals> {
     const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
-    for (const r of this.stmt.totals.all(saleId)) t[r.status] = r.q;
+    for (const r of this.guard(() => this.stmt.totals.all(saleId))) t[r.status] = r.q;
     return t;
   }
 
   async transition(orderId: string, t: Transition, now: number): Promise<Order | null> {
-    const r = t.to === 'paid'
+    const r = this.guard(() => t.to === 'paid'
       ? this.stmt.toPaid.get(t.paidAt, t.paymentRef, orderId, now)
-      : this.stmt.toEnd.get(t.to, orderId);
+      : this.stmt.toEnd.get(t.to, orderId));
     return r ? toOrder(r) : null;
   }
 
   async dueForExpiry(now: number, limit: number): Promise<Order[]> {
-    return this.stmt.due.all(now, limit).map(toOrder);
+    return this.guard(() => this.stmt.due.all(now, limit)).map(toOrder);
   }
 
   async ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get();
+    this.guard(() => this.db.prepare('SELECT 1').get());
+  }
+
+  /**
+   * A failing database (closed, I/O error, locked past busy_timeout) is a backing store down:
+   * the API answers 503 busy with Retry-After, never a 500. Each statement is atomic, so a
+   * failed one changed nothing. The driver's error is kept as the cause, for the log.
+   */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw new SeckillError('busy', 'The order database is unavailable; nothing was changed.', undefined, err);
+    }
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,48 @@
+// Every Redis key seckill uses is built here. The `{…}` hash tag keeps all keys of one sale in
+// one cluster slot, so each Lua script touches a single slot.
+
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Hash: available, stock, limit, startsAt, endsAt, paused, price, window. */
+  sale(saleId: string): string {
+    return `${this.prefix}:{s:${saleId}}:sale`;
+  }
+
+  /** Hash: userId → units held (reserved + paid). */
+  holdings(saleId: string): string {
+    return `${this.prefix}:{s:${saleId}}:held`;
+  }
+
+  /** Hash: orderId → the order as JSON; its status is the authoritative one. */
+  orders(saleId: string): string {
+    return `${this.prefix}:{s:${saleId}}:orders`;
+  }
+
+  /** Stream of order records for the order writer: k = new | chg, o = order JSON. */
+  stream(saleId: string): string {
+    return `${this.prefix}:{s:${saleId}}:stream`;
+  }
+
+  /** Lock held while one process rebuilds a sale's state from the database. */
+  rebuildLock(saleId: string): string {
+    return `${this.prefix}:{s:${saleId}}:rebuild`;
+  }
+
+  /** Hash: orderId → saleId, to find an order's sale from its id alone. */
+  orderIndex(): string {
+    return `${this.prefix}:order-sale`;
+  }
+
+  /** Pub/sub channel of sale signals between processes. */
+  signals(): string {
+    return `${this.prefix}:signals`;
+  }
+
+  rateLimitPrefix(): string {
+    return `${this.prefix}:rl`;
+  }
+
+  /** The consumer group of the order writers. */
+  readonly writerGroup = 'order-writers';
+}
