@@ -49,7 +49,7 @@ export interface Config {
 
 /** One typed config, read from the environment and validated; a bad value stops the start. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const e = envSchema<Env>({ schema: EnvSchema, data: env, dotenv: false });
+  const e = envSchema<Env>({ schema: EnvSchema, data: env, env: false, dotenv: false });
   return {
     port: e.PORT,
     host: e.HOST,

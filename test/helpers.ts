@@ -93,8 +93,12 @@ export function saleBody(o: SaleOptions = {}) {
   };
 }
 
-/** An in-process seckill on a random port with its own data dir. */
-export async function startTestServer(env: Record<string, string> = {}, dataDir = tempDir()): Promise<TestServer> {
+/**
+ * An in-process seckill on a random port with its own data dir. A variable given as `undefined`
+ * is unset, even when the process environment has it (loadConfig merges process.env underneath):
+ * `{ SECKILL_USER_SECRET: undefined }` gives demo mode, with the secret from the data dir.
+ */
+export async function startTestServer(env: Record<string, string | undefined> = {}, dataDir = tempDir()): Promise<TestServer> {
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',

@@ -49,8 +49,9 @@ export class SeckillError extends Error {
   /** Seconds, for 429 and 503. */
   readonly retryAfter?: number;
 
-  constructor(code: ErrorCode, message?: string, retryAfter?: number) {
-    super(message ?? DEFAULT_MESSAGE[code]);
+  /** `cause`: the underlying failure (e.g. the database's), logged but never shown. */
+  constructor(code: ErrorCode, message?: string, retryAfter?: number, cause?: unknown) {
+    super(message ?? DEFAULT_MESSAGE[code], cause === undefined ? undefined : { cause });
     this.name = 'SeckillError';
     this.code = code;
     this.status = ERROR_STATUS[code];

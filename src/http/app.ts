@@ -27,6 +27,12 @@ export function buildApp(services: Services): App {
     bodyLimit: 16 * 1024,
     trustProxy: false,
     return503OnClosing: true,
+    // The router's own refusals (an undecodable URL, a parameter over its 100-character limit)
+    // would otherwise answer with fastify's body (and a 414), not the contract's error shape.
+    frameworkErrors: (err, request, reply) => {
+      const bad = err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      refuse(request, reply, bad ? 'bad_request' : 'internal');
+    },
     ajv: {
       // Strict input: refuse unknown fields instead of dropping them, never coerce types.
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },

@@ -14,6 +14,7 @@ export function refuse(request: FastifyRequest, reply: FastifyReply, code: Error
 
 function sendSeckillError(request: FastifyRequest, reply: FastifyReply, err: SeckillError): FastifyReply {
   request.outcome = err.code;
+  if (err.cause !== undefined) request.log.error({ err: err.cause, code: err.code }, 'refused after an internal failure');
   reply.code(err.status).header('content-type', JSON_TYPE);
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
   return reply.send(errorBody(err.code, err.message));

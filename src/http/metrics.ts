@@ -48,7 +48,13 @@ export class Metrics {
       registers,
       async collect() {
         this.reset();
-        for (const [sale, t] of await sources.totals()) for (const [status, n] of Object.entries(t)) this.set({ sale, status }, n);
+        let totals: Array<[string, Record<string, number>]>;
+        try {
+          totals = await sources.totals();
+        } catch {
+          return; // the database down must not take /metrics with it; /readyz tells
+        }
+        for (const [sale, t] of totals) for (const [status, n] of Object.entries(t)) this.set({ sale, status }, n);
       },
     });
     new client.Gauge({
