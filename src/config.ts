@@ -8,8 +8,8 @@ const EnvSchema = Type.Object({
   SECKILL_ADMIN_KEY: Type.Optional(Type.String({ minLength: 16 })),
   SECKILL_USER_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   SECKILL_DATA_DIR: Type.String({ default: './data' }),
-  REDIS_URL: Type.Optional(Type.String()),
-  DATABASE_URL: Type.Optional(Type.String()),
+  REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   SECKILL_RATE_PER_IP: Type.Number({ minimum: 0, default: 200 }),
   SECKILL_RATE_PER_USER: Type.Number({ minimum: 0, default: 5 }),
   LOG_LEVEL: Type.Union(
@@ -23,6 +23,13 @@ const EnvSchema = Type.Object({
   SECKILL_SWEEP_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 250 }),
   /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */
   SECKILL_SQLITE_SYNC: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
+  /** Distributed mode: run on a Redis without an append-only file (tests only: a Redis restart loses accepted orders). */
+  SECKILL_ALLOW_VOLATILE_REDIS: Type.Boolean({ default: false }),
+  /** Prefix of every Redis key: several seckill deployments (or test runs) can share one Redis. */
+  SECKILL_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'seckill' }),
+  /** Distributed order writer: entries a consumer left unacknowledged this long are claimed by another. */
+  SECKILL_CLAIM_IDLE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000 }),
+  SECKILL_PG_POOL: Type.Integer({ minimum: 1, maximum: 100, default: 4 }),
   /** Create a demo sale on the first start of an empty data dir. */
   SECKILL_DEMO_SALE: Type.Boolean({ default: true }),
 });
@@ -45,6 +52,10 @@ export interface Config {
   sweepMs: number;
   sqliteSync: 'FULL' | 'NORMAL';
   demoSale: boolean;
+  allowVolatileRedis: boolean;
+  redisPrefix: string;
+  claimIdleMs: number;
+  pgPool: number;
 }
 
 /** One typed config, read from the environment and validated; a bad value stops the start. */
@@ -66,5 +77,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepMs: e.SECKILL_SWEEP_MS,
     sqliteSync: e.SECKILL_SQLITE_SYNC,
     demoSale: e.SECKILL_DEMO_SALE,
+    allowVolatileRedis: e.SECKILL_ALLOW_VOLATILE_REDIS,
+    redisPrefix: e.SECKILL_REDIS_PREFIX,
+    claimIdleMs: e.SECKILL_CLAIM_IDLE_MS,
+    pgPool: e.SECKILL_PG_POOL,
   };
 }

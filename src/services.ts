@@ -1,28 +1,46 @@
+import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { MemoryStockEngine } from './engine/memory-engine.js';
+import { checkPersistence, connectRedis, redisConnection } from './engine/redis-connection.js';
+import { RedisStockEngine } from './engine/redis-engine.js';
+import { RedisKeys } from './engine/redis-keys.js';
 import type { StockEngine } from './engine/stock-engine.js';
 import { Auth } from './gateway/auth.js';
 import { LocalRefusals } from './gateway/local-refusals.js';
 import { RateLimit } from './gateway/rate-limit.js';
+import { LocalSignals, RedisSignals, type SaleSignals } from './gateway/signals.js';
 import { Metrics } from './http/metrics.js';
 import { ExpirySweeper } from './orders/expiry-sweeper.js';
 import { OrderService } from './orders/order-service.js';
 import { OrderWriter } from './orders/order-writer.js';
+import { PgOrderRepository } from './orders/pg-repository.js';
 import type { OrderRepository } from './orders/repository.js';
 import { SqliteOrderRepository } from './orders/sqlite-repository.js';
+import { StreamOrderWriter } from './orders/stream-writer.js';
 import { SaleService } from './sales/sale-service.js';
 import { resolveSecrets, type Secrets } from './secrets.js';
 
+export type Mode = 'embedded' | 'postgres' | 'distributed';
+
+/** What /readyz and /metrics need of whichever order writer runs. */
+export interface WriterStatus {
+  backlog: number;
+  ordersWritten: number;
+  lastError: Error | null;
+}
+
 /** Everything one seckill process is made of, wired once. */
 export interface Services {
+  mode: Mode;
   config: Config;
   secrets: Secrets;
   log: Logger;
   repo: OrderRepository;
-  writer: OrderWriter;
+  writer: WriterStatus;
   engine: StockEngine;
   refusals: LocalRefusals;
+  signals: SaleSignals;
   sales: SaleService;
   orders: OrderService;
   sweeper: ExpirySweeper;
@@ -30,28 +48,92 @@ export interface Services {
   ipLimit: RateLimit;
   userLimit: RateLimit;
   metrics: Metrics;
+  /** Checks of the backing stores, for /readyz. */
+  ping(): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
 
-export async function createServices(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Services> {
-  if (config.redisUrl || config.databaseUrl) {
-    throw new Error('Distributed mode (REDIS_URL / DATABASE_URL) is not available in this version; unset them to run embedded.');
+export function modeOf(config: Config): Mode {
+  if (config.redisUrl && !config.databaseUrl) {
+    throw new Error('REDIS_URL needs DATABASE_URL: distributed mode keeps its orders in PostgreSQL.');
   }
+  if (config.redisUrl) return 'distributed';
+  return config.databaseUrl ? 'postgres' : 'embedded';
+}
+
+export async function createServices(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Services> {
+  const mode = modeOf(config);
   const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret });
-  const repo = new SqliteOrderRepository(config.dataDir, config.sqliteSync);
-  const writer = new OrderWriter(repo, { groupCommitMs: config.groupCommitMs, maxBatch: config.writerBatch }, log);
-  const engine = new MemoryStockEngine(writer);
   const refusals = new LocalRefusals();
+  const closers: Array<() => Promise<unknown>> = [];
+  const pings: Record<string, () => Promise<unknown>> = {};
+
+  let repo: OrderRepository;
+  let writer: WriterStatus;
+  let engine: StockEngine;
+  let signals: SaleSignals = new LocalSignals(refusals);
+  let userLimit = new RateLimit(config.ratePerUser);
+  let redis: Redis | null = null;
+
+  if (mode === 'embedded') {
+    repo = new SqliteOrderRepository(config.dataDir, config.sqliteSync);
+  } else {
+    const pg = new PgOrderRepository(config.databaseUrl!, config.pgPool);
+    await pg.init();
+    repo = pg;
+  }
+  pings.database = () => repo.ping();
+
+  let streamWriter: StreamOrderWriter | null = null;
+  if (mode === 'distributed') {
+    const pg = repo as PgOrderRepository;
+    const keys = new RedisKeys(config.redisPrefix);
+    redis = redisConnection(config.redisUrl!);
+    const blocking = redisConnection(config.redisUrl!, { commandTimeout: 5000 });
+    const sub = redisConnection(config.redisUrl!, { commandTimeout: undefined });
+    await Promise.all([connectRedis(redis), connectRedis(blocking), connectRedis(sub)]);
+    const persistence = await checkPersistence(redis, config.allowVolatileRedis);
+    log.info({ persistence }, 'redis persistence');
+    const redisEngine = new RedisStockEngine(redis, keys, pg, log);
+    redisEngine.onAvailability = (saleId, available) => {
+      if (available <= 0) refusals.markSoldOut(saleId);
+      else refusals.clearSoldOut(saleId);
+    };
+    engine = redisEngine;
+    userLimit = new RateLimit(config.ratePerUser, { redis, keyPrefix: keys.rateLimitPrefix() });
+    streamWriter = new StreamOrderWriter(blocking, keys, pg, () => sales.all().map((s) => s.id), { batch: config.writerBatch, claimIdleMs: config.claimIdleMs }, log);
+    writer = streamWriter;
+    const redisSignals = new RedisSignals(redis, sub, keys.signals(), refusals, (id) => sales.reload(id), log);
+    await redisSignals.start();
+    signals = redisSignals;
+    pings.redis = () => redis!.ping();
+    closers.push(() => streamWriter!.close(), () => redisSignals.close(), async () => {
+      for (const c of [redis!, blocking, sub]) c.disconnect();
+    });
+  } else {
+    const groupWriter = new OrderWriter(repo, { groupCommitMs: config.groupCommitMs, maxBatch: config.writerBatch }, log);
+    writer = groupWriter;
+    engine = new MemoryStockEngine(groupWriter, repo);
+    closers.push(() => groupWriter.close());
+  }
+
   const sales = new SaleService(repo, engine, refusals);
+  sales.signals = signals;
   await sales.loadAll();
-  const orders = new OrderService(repo, engine, { onRelease: (s, u) => refusals.released(s, u) }, log);
+  if (engine instanceof RedisStockEngine) engine.startRefresh();
+  streamWriter?.start();
+
+  const orders = new OrderService(repo, engine, { onRelease: (s, u) => signals.released(s, u) }, log);
   const sweeper = new ExpirySweeper(orders, config.sweepMs, log);
   const metrics = new Metrics({
     available: () => sales.all().map((s) => [s.id, engine.available(s.id)]),
     totals: async () => Promise.all(sales.all().map(async (s) => [s.id, { ...(await repo.totals(s.id)) }] as [string, Record<string, number>])),
     writerBacklog: () => writer.backlog,
   });
+  log.info({ mode }, 'seckill mode');
+
   return {
+    mode,
     config,
     secrets,
     log,
@@ -59,16 +141,26 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     writer,
     engine,
     refusals,
+    signals,
     sales,
     orders,
     sweeper,
     auth: new Auth(secrets.userSecret, secrets.adminKey),
     ipLimit: new RateLimit(config.ratePerIp),
-    userLimit: new RateLimit(config.ratePerUser),
+    userLimit,
     metrics,
+    async ping() {
+      const checks: Record<string, string> = {};
+      for (const [name, check] of Object.entries(pings)) {
+        checks[name] = await check().then(() => 'ok', () => 'down');
+      }
+      checks.orderWriter = writer.lastError ? 'failing' : 'ok';
+      return checks;
+    },
     async close() {
       sweeper.stop();
-      await writer.close();
+      await engine.close();
+      for (const c of closers) await c();
       await repo.close();
     },
   };

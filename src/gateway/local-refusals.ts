@@ -15,6 +15,10 @@ export class LocalRefusals {
     this.soldOut.add(saleId);
   }
 
+  clearSoldOut(saleId: string): void {
+    this.soldOut.delete(saleId);
+  }
+
   holdsLimit(saleId: string, userId: string): boolean {
     return this.atLimit.get(saleId)?.has(userId) ?? false;
   }

@@ -1,16 +1,29 @@
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { SeckillError } from '../domain/errors.js';
 
 /**
  * Requests per second per key, allowing a burst of 2× the rate: the limiter counts
- * 2 × rate points over a 2 s window (rate-limiter-flexible, in memory; a Redis store
- * fits the same interface in distributed mode). rate 0 turns the limit off.
+ * 2 × rate points over a 2 s window (rate-limiter-flexible). In memory for one process; with
+ * a Redis client the count is shared by every process, and falls back to a per-process count
+ * while Redis is unreachable. rate 0 turns the limit off.
  */
 export class RateLimit {
-  private readonly limiter: RateLimiterMemory | null;
+  private readonly limiter: RateLimiterAbstract | null;
 
-  constructor(perSecond: number) {
-    this.limiter = perSecond > 0 ? new RateLimiterMemory({ points: perSecond * 2, duration: 2 }) : null;
+  constructor(perSecond: number, shared?: { redis: Redis; keyPrefix: string }) {
+    const points = perSecond * 2;
+    const duration = 2;
+    if (perSecond <= 0) this.limiter = null;
+    else if (shared) {
+      this.limiter = new RateLimiterRedis({
+        storeClient: shared.redis,
+        keyPrefix: shared.keyPrefix,
+        points,
+        duration,
+        insuranceLimiter: new RateLimiterMemory({ points, duration }),
+      });
+    } else this.limiter = new RateLimiterMemory({ points, duration });
   }
 
   get enabled(): boolean {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { SeckillError } from '../domain/errors.js';
 import type { Order } from '../domain/order.js';
 import type { StockEngine } from '../engine/stock-engine.js';
-import type { OrderRepository } from './repository.js';
+import type { OrderRepository, Transition } from './repository.js';
 
 /** Who asks: an operator (admin key) or a user. */
 export type Actor = { kind: 'admin' } | { kind: 'user'; userId: string };
@@ -14,8 +14,9 @@ export interface OrderServiceHooks {
 }
 
 /**
- * Every exit from `reserved` (pay, cancel, expire) goes through here. The repository's
- * conditional UPDATE picks exactly one winner; only the winner returns stock to the engine.
+ * Every exit from `reserved` (pay, cancel, expire) goes through here. The engine decides
+ * (a conditional UPDATE embedded, a Lua script on Redis): exactly one transition wins, and
+ * only the winner's step returns stock.
  */
 export class OrderService {
   /** Emits `order.orderId` with the order after each status change. */
@@ -32,7 +33,7 @@ export class OrderService {
   }
 
   async get(orderId: string, actor: Actor): Promise<Order> {
-    const order = await this.repo.getOrder(orderId);
+    const order = await this.engine.getOrder(orderId);
     if (!order) throw new SeckillError('not_found', 'No such order.');
     if (actor.kind === 'user' && actor.userId !== order.userId) {
       throw new SeckillError('forbidden', 'This order belongs to another user.');
@@ -40,21 +41,21 @@ export class OrderService {
     return order;
   }
 
-  async pay(orderId: string, actor: Actor, paymentRef: string, now = Date.now()): Promise<Order> {
+  async pay(orderId: string, actor: Actor, paymentRef: string, now = Date.now(), attempt = 0): Promise<Order> {
     const order = await this.get(orderId, actor);
     if (order.status === 'reserved') {
       if (order.expiresAt <= now) {
-        await this.expire(order, now);
+        await this.end(order, { to: 'expired' }, now);
         throw new SeckillError('expired');
       }
-      const paid = await this.repo.transition(orderId, { to: 'paid', paidAt: now, paymentRef }, now);
+      const paid = await this.engine.transition(order, { to: 'paid', paidAt: now, paymentRef }, now);
       if (paid) {
-        this.engine.commit(paid.saleId, paid.userId, paid.quantity);
         this.changed(paid);
         return paid;
       }
       // Another transition won the race; answer from what it decided.
-      return this.pay(orderId, actor, paymentRef, now);
+      if (attempt >= 3) throw new SeckillError('busy', 'The order could not be settled; try again.');
+      return this.pay(orderId, actor, paymentRef, now, attempt + 1);
     }
     if (order.status === 'paid') {
       if (order.paymentRef === paymentRef) return order; // idempotent replay
@@ -64,43 +65,37 @@ export class OrderService {
     throw new SeckillError('invalid_state', 'The order was cancelled.');
   }
 
-  async cancel(orderId: string, actor: Actor, now = Date.now()): Promise<Order> {
+  async cancel(orderId: string, actor: Actor, now = Date.now(), attempt = 0): Promise<Order> {
     const order = await this.get(orderId, actor);
     if (order.status === 'cancelled') return order;
     if (order.status === 'paid') throw new SeckillError('invalid_state', 'A paid order cannot be cancelled here.');
     if (order.status === 'expired') throw new SeckillError('expired');
     if (order.expiresAt <= now) {
-      await this.expire(order, now);
+      await this.end(order, { to: 'expired' }, now);
       throw new SeckillError('expired');
     }
-    const cancelled = await this.repo.transition(orderId, { to: 'cancelled' }, now);
-    if (cancelled) {
-      this.released(cancelled);
-      return cancelled;
-    }
-    return this.cancel(orderId, actor, now);
+    const cancelled = await this.end(order, { to: 'cancelled' }, now);
+    if (cancelled) return cancelled;
+    if (attempt >= 3) throw new SeckillError('busy', 'The order could not be settled; try again.');
+    return this.cancel(orderId, actor, now, attempt + 1);
   }
 
   /** Expire every reservation past its window; returns how many this call expired. */
   async expireDue(now = Date.now(), limit = 1000): Promise<number> {
     const due = await this.repo.dueForExpiry(now, limit);
     let n = 0;
-    for (const o of due) if (await this.expire(o, now)) n++;
+    for (const o of due) if (await this.end(o, { to: 'expired' }, now)) n++;
     return n;
   }
 
-  private async expire(order: Order, now: number): Promise<boolean> {
-    const expired = await this.repo.transition(order.orderId, { to: 'expired' }, now);
-    if (!expired) return false;
-    this.expiredCount++;
-    this.released(expired);
-    return true;
-  }
-
-  private released(o: Order): void {
-    this.engine.release(o.saleId, o.userId, o.quantity);
-    this.hooks.onRelease(o.saleId, o.userId);
-    this.changed(o);
+  /** Cancel or expire: the winner's order comes back, its stock already returned by the engine. */
+  private async end(order: Order, t: Transition, now: number): Promise<Order | null> {
+    const ended = await this.engine.transition(order, t, now);
+    if (!ended) return null;
+    if (ended.status === 'expired') this.expiredCount++;
+    this.hooks.onRelease(ended.saleId, ended.userId);
+    this.changed(ended);
+    return ended;
   }
 
   private changed(o: Order): void {

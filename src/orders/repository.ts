@@ -26,6 +26,7 @@ export type Transition =
  */
 export interface OrderRepository {
   loadSales(): Promise<Sale[]>;
+  getSale(saleId: string): Promise<Sale | null>;
   insertSale(sale: Sale): Promise<void>;
   setPaused(saleId: string, paused: boolean): Promise<void>;
 

@@ -57,6 +57,7 @@ export class SqliteOrderRepository implements OrderRepository {
       ),
       setPaused: db.prepare<[number, string]>('UPDATE sales SET paused = ? WHERE id = ?'),
       loadSales: db.prepare<[], SaleRow>('SELECT * FROM sales ORDER BY created_at'),
+      getSale: db.prepare<[string], SaleRow>('SELECT * FROM sales WHERE id = ?'),
     };
     const insert = this.stmt.insertOrder;
     this.insertMany = db.transaction((orders: Order[]) => {
@@ -68,6 +69,11 @@ export class SqliteOrderRepository implements OrderRepository {
 
   async loadSales(): Promise<Sale[]> {
     return this.guard(() => this.stmt.loadSales.all().map(toSale));
+  }
+
+  async getSale(saleId: string): Promise<Sale | null> {
+    const r = this.guard(() => this.stmt.getSale.get(saleId));
+    return r ? toSale(r) : null;
   }
 
   async insertSale(sale: Sale): Promise<void> {

@@ -3,6 +3,7 @@ import { SeckillError } from '../domain/errors.js';
 import type { Sale } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
+import type { SaleSignals } from '../gateway/signals.js';
 import type { OrderRepository } from '../orders/repository.js';
 
 export interface NewSale {
@@ -16,9 +17,15 @@ export interface NewSale {
   paymentWindowSeconds?: number;
 }
 
-/** The sales, held in memory (they are few and read on every request), written through to the database. */
+/**
+ * The sales, held in memory (they are few and read on every request), written through to the
+ * database. Other processes hear of a new or changed sale by a signal; until then an unknown id
+ * is looked up in the database, at most once a second per id.
+ */
 export class SaleService {
   private readonly sales = new Map<string, Sale>();
+  private readonly misses = new Map<string, number>();
+  signals: SaleSignals | null = null;
 
   constructor(
     private readonly repo: OrderRepository,
@@ -26,19 +33,42 @@ export class SaleService {
     private readonly refusals: LocalRefusals,
   ) {}
 
-  /** Rebuild the engine's state from the database of record. */
+  /** Load every sale and make the engine ready to sell it (rebuilding its state when needed). */
   async loadAll(): Promise<void> {
-    for (const sale of await this.repo.loadSales()) {
-      const holdings = await this.repo.holdings(sale.id);
-      this.engine.load(sale, holdings);
-      this.sales.set(sale.id, sale);
-      if (this.engine.available(sale.id) <= 0) this.refusals.markSoldOut(sale.id);
-      for (const [userId, q] of holdings) if (q >= sale.perUserLimit) this.refusals.markAtLimit(sale.id, userId);
-    }
+    for (const sale of await this.repo.loadSales()) await this.adopt(sale);
+  }
+
+  private async adopt(sale: Sale): Promise<void> {
+    await this.engine.load(sale);
+    const known = this.sales.get(sale.id);
+    if (known) Object.assign(known, sale);
+    else this.sales.set(sale.id, sale);
+    if (this.engine.available(sale.id) <= 0) this.refusals.markSoldOut(sale.id);
   }
 
   get(saleId: string): Sale | undefined {
     return this.sales.get(saleId);
+  }
+
+  /** A sale this process may not have heard of yet (created on another process a moment ago). */
+  async find(saleId: string): Promise<Sale | undefined> {
+    const known = this.sales.get(saleId);
+    if (known) return known;
+    const now = Date.now();
+    if ((this.misses.get(saleId) ?? 0) > now) return undefined;
+    await this.reload(saleId);
+    const found = this.sales.get(saleId);
+    if (!found) {
+      if (this.misses.size > 10_000) this.misses.clear();
+      this.misses.set(saleId, now + 1000);
+    }
+    return found;
+  }
+
+  /** Read a sale again from the database (a signal said it changed). */
+  async reload(saleId: string): Promise<void> {
+    const sale = await this.repo.getSale(saleId);
+    if (sale) await this.adopt(sale);
   }
 
   all(): Sale[] {
@@ -65,8 +95,8 @@ export class SaleService {
       createdAt: now,
     };
     await this.repo.insertSale(sale);
-    this.engine.load(sale, new Map());
-    this.sales.set(sale.id, sale);
+    await this.adopt(sale);
+    this.signals?.saleChanged(sale.id);
     return sale;
   }
 
@@ -74,7 +104,9 @@ export class SaleService {
     const sale = this.sales.get(saleId);
     if (!sale) throw new SeckillError('not_found', 'No such sale.');
     await this.repo.setPaused(saleId, paused);
+    await this.engine.setPaused(saleId, paused);
     sale.paused = paused;
+    this.signals?.saleChanged(saleId);
     return sale;
   }
 }

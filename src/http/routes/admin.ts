@@ -31,8 +31,8 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
     });
 
     const view = (sale: Sale) => saleAdmin(sale, Date.now(), s.engine.available(sale.id));
-    const find = (saleId: string) => {
-      const sale = s.sales.get(saleId);
+    const find = async (saleId: string) => {
+      const sale = s.sales.get(saleId) ?? (await s.sales.find(saleId));
       if (!sale) throw new SeckillError('not_found', 'No such sale.');
       return sale;
     };
@@ -52,14 +52,20 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get('/api/admin/sales', async () => ({ sales: s.sales.all().map(view) }));
 
     app.get('/api/admin/sales/:saleId', { schema: { params: SaleIdParams } }, async (req) => {
-      const sale = find(req.params.saleId);
-      const t = await s.repo.totals(sale.id);
+      const sale = (await find(req.params.saleId));
+      const [t, available, pendingWrites] = await Promise.all([
+        s.repo.totals(sale.id),
+        s.engine.availableNow(sale.id),
+        s.engine.pendingWrites(sale.id),
+      ]);
       return {
         sale: view(sale),
         stats: {
           stock: sale.stock,
           ...t,
-          available: s.engine.available(sale.id),
+          available,
+          // Distributed mode: decided orders not yet copied to PostgreSQL (the totals above lag by these).
+          pendingWrites,
           requests: s.metrics.saleRequests(sale.id),
         },
       };
@@ -67,7 +73,7 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
 
     for (const action of ['pause', 'resume'] as const) {
       app.post(`/api/admin/sales/:saleId/${action}`, { schema: { params: SaleIdParams, body: EmptyBody } }, async (req) => {
-        find(req.params.saleId);
+        (await find(req.params.saleId));
         const sale = await s.sales.setPaused(req.params.saleId, action === 'pause');
         req.log.info({ saleId: sale.id, action }, 'sale paused state changed');
         return view(sale);
@@ -75,7 +81,7 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
     }
 
     app.get('/api/admin/sales/:saleId/orders', { schema: { params: SaleIdParams, querystring: ListOrdersQuery } }, async (req, reply) => {
-      const sale = find(req.params.saleId);
+      const sale = (await find(req.params.saleId));
       const { status, after } = req.query;
       if ((req.headers.accept ?? '').includes('text/csv')) {
         reply.header('content-type', 'text/csv; charset=utf-8');

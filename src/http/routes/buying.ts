@@ -23,7 +23,7 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
 
   return async (app) => {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
-      const sale = s.sales.get(req.params.saleId);
+      const sale = s.sales.get(req.params.saleId) ?? (await s.sales.find(req.params.saleId));
       if (!sale) return refuse(req, reply, 'not_found');
       const closed = windowRefusal(sale, Date.now());
       if (closed) return refuse(req, reply, closed);
@@ -35,7 +35,7 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
 
     app.post('/api/sales/:saleId/buy/:path', { schema: { params: BuyParams, body: BuyBody } }, async (req, reply) => {
       const { saleId, path } = req.params;
-      const sale = s.sales.get(saleId);
+      const sale = s.sales.get(saleId) ?? (await s.sales.find(saleId));
       if (!sale) return refuse(req, reply, 'not_found');
       const now = Date.now();
       const closed = windowRefusal(sale, now);
@@ -50,14 +50,9 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
       if (quantity > sale.perUserLimit) return refuse(req, reply, 'limit_reached');
 
       const result = await s.engine.reserve(sale, userId, quantity, now);
-      if (result.available <= 0) s.refusals.markSoldOut(saleId);
-      if (!result.ok) {
-        if (result.refusal === 'limit_reached' && s.engine.held(saleId, userId) >= sale.perUserLimit) {
-          s.refusals.markAtLimit(saleId, userId);
-        }
-        return refuse(req, reply, result.refusal);
-      }
-      if (s.engine.held(saleId, userId) >= sale.perUserLimit) s.refusals.markAtLimit(saleId, userId);
+      if (result.available <= 0) s.signals.soldOut(saleId);
+      if (result.held >= sale.perUserLimit) s.refusals.markAtLimit(saleId, userId);
+      if (!result.ok) return refuse(req, reply, result.refusal);
       s.metrics.reservations.inc({ sale: saleId });
       const { order } = result;
       reply.code(202);

@@ -6,14 +6,7 @@ export function opsRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get('/healthz', async () => ({ status: 'ok' }));
 
     app.get('/readyz', async (_req, reply) => {
-      const checks: Record<string, string> = {};
-      try {
-        await s.repo.ping();
-        checks.database = 'ok';
-      } catch {
-        checks.database = 'down';
-      }
-      checks.orderWriter = s.writer.lastError ? 'failing' : 'ok';
+      const checks = await s.ping();
       const ready = Object.values(checks).every((v) => v === 'ok');
       reply.code(ready ? 200 : 503).header('cache-control', 'no-store');
       return { status: ready ? 'ok' : 'unavailable', checks };

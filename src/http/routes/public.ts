@@ -22,7 +22,7 @@ export function publicRoutes(s: Services): FastifyPluginAsyncTypebox {
     });
 
     app.get('/api/sales/:saleId', { schema: { params: SaleIdParams } }, async (req, reply) => {
-      const sale = s.sales.get(req.params.saleId);
+      const sale = s.sales.get(req.params.saleId) ?? (await s.sales.find(req.params.saleId));
       if (!sale) return refuse(req, reply, 'not_found');
       reply.header('cache-control', 'public, max-age=1');
       return salePublic(sale, Date.now(), s.engine.available(sale.id));

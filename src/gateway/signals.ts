@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
+import type { LocalRefusals } from './local-refusals.js';
+
+/**
+ * What one process learns that every process should: a sale sold out, stock came back (for a
+ * user), a sale was created or changed. Embedded mode has one process, so signals apply locally.
+ */
+export interface SaleSignals {
+  soldOut(saleId: string): void;
+  released(saleId: string, userId: string): void;
+  saleChanged(saleId: string): void;
+  close(): Promise<void>;
+}
+
+export class LocalSignals implements SaleSignals {
+  constructor(private readonly refusals: LocalRefusals) {}
+  soldOut(saleId: string): void {
+    this.refusals.markSoldOut(saleId);
+  }
+  released(saleId: string, userId: string): void {
+    this.refusals.released(saleId, userId);
+  }
+  saleChanged(): void {}
+  async close(): Promise<void> {}
+}
+
+type Message = { t: 'soldout'; s: string } | { t: 'released'; s: string; u: string } | { t: 'sale'; s: string };
+
+/**
+ * Signals over Redis pub/sub. Each is applied locally at once and published; every process
+ * (this one too) applies what it receives. A lost message only delays a hint: the engine's
+ * periodic stock refresh sets and clears the sold-out flag from Redis itself.
+ */
+export class RedisSignals implements SaleSignals {
+  constructor(
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+    private readonly channel: string,
+    private readonly refusals: LocalRefusals,
+    private readonly onSaleChanged: (saleId: string) => Promise<void>,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.sub.on('message', (_channel: string, text: string) => this.receive(text));
+    await this.sub.subscribe(this.channel);
+  }
+
+  soldOut(saleId: string): void {
+    if (this.refusals.isSoldOut(saleId)) return;
+    this.refusals.markSoldOut(saleId);
+    this.publish({ t: 'soldout', s: saleId });
+  }
+
+  released(saleId: string, userId: string): void {
+    this.refusals.released(saleId, userId);
+    this.publish({ t: 'released', s: saleId, u: userId });
+  }
+
+  saleChanged(saleId: string): void {
+    this.publish({ t: 'sale', s: saleId });
+  }
+
+  private publish(m: Message): void {
+    this.pub.publish(this.channel, JSON.stringify(m)).catch((err: unknown) => this.log.warn({ err }, 'signal not published'));
+  }
+
+  private receive(text: string): void {
+    let m: Message;
+    try {
+      m = JSON.parse(text) as Message;
+    } catch {
+      return;
+    }
+    if (m.t === 'soldout') this.refusals.markSoldOut(m.s);
+    else if (m.t === 'released') this.refusals.released(m.s, m.u);
+    else if (m.t === 'sale') this.onSaleChanged(m.s).catch((err: unknown) => this.log.warn({ err, saleId: m.s }, 'sale reload failed'));
+  }
+
+  async close(): Promise<void> {
+    await this.sub.unsubscribe().catch(() => undefined);
+  }
+}
