@@ -2,6 +2,11 @@ import path from 'node:path';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
 
+/** An on/off switch: 1/0, true/false, yes/no. */
+const Flag = (dflt: boolean) =>
+  Type.Union(['1', '0', 'true', 'false', 'yes', 'no'].map((v) => Type.Literal(v)), { default: dflt ? 'true' : 'false' });
+const on = (v: string) => v === '1' || v === 'true' || v === 'yes';
+
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ default: '127.0.0.1' }),
@@ -24,14 +29,14 @@ const EnvSchema = Type.Object({
   /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */
   SECKILL_SQLITE_SYNC: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
   /** Distributed mode: run on a Redis without an append-only file (tests only: a Redis restart loses accepted orders). */
-  SECKILL_ALLOW_VOLATILE_REDIS: Type.Boolean({ default: false }),
+  SECKILL_ALLOW_VOLATILE_REDIS: Flag(false),
   /** Prefix of every Redis key: several seckill deployments (or test runs) can share one Redis. */
   SECKILL_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'seckill' }),
   /** Distributed order writer: entries a consumer left unacknowledged this long are claimed by another. */
   SECKILL_CLAIM_IDLE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000 }),
   SECKILL_PG_POOL: Type.Integer({ minimum: 1, maximum: 100, default: 4 }),
   /** Create a demo sale on the first start of an empty data dir. */
-  SECKILL_DEMO_SALE: Type.Boolean({ default: true }),
+  SECKILL_DEMO_SALE: Flag(true),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -76,8 +81,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     writerBatch: e.SECKILL_WRITER_BATCH,
     sweepMs: e.SECKILL_SWEEP_MS,
     sqliteSync: e.SECKILL_SQLITE_SYNC,
-    demoSale: e.SECKILL_DEMO_SALE,
-    allowVolatileRedis: e.SECKILL_ALLOW_VOLATILE_REDIS,
+    demoSale: on(e.SECKILL_DEMO_SALE),
+    allowVolatileRedis: on(e.SECKILL_ALLOW_VOLATILE_REDIS),
     redisPrefix: e.SECKILL_REDIS_PREFIX,
     claimIdleMs: e.SECKILL_CLAIM_IDLE_MS,
     pgPool: e.SECKILL_PG_POOL,

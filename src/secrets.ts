@@ -37,8 +37,14 @@ export function resolveSecrets(dataDir: string, env: { adminKey?: string; userSe
         adminKey: crypto.randomBytes(24).toString('base64url'),
         userSecret: crypto.randomBytes(32).toString('base64url'),
       };
-      fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-      generated = true;
+      try {
+        fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+        generated = true;
+      } catch (err) {
+        // Another process of this data dir wrote it first: use theirs.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        stored = JSON.parse(fs.readFileSync(file, 'utf8')) as Stored;
+      }
     }
   }
   return {

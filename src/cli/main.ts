@@ -1,8 +1,10 @@
+import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config.js';
 import { signUserToken } from '../gateway/auth.js';
 import { resolveSecrets } from '../secrets.js';
 import { startServer } from '../server.js';
+import { modeOf } from '../services.js';
 
 /** "30s", "5m", "2h", "1500ms" or plain seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -43,8 +45,17 @@ const program = new Command('seckill').description('Flash-sale service: sells ex
 program
   .command('start', { isDefault: true })
   .description('serve the API (configuration from the environment; see README)')
-  .action(async () => {
-    const server = await startServer(loadConfig());
+  .option('--workers <n>', 'processes sharing the port (node:cluster); distributed mode only', positiveInt, 1)
+  .action(async (opts: { workers: number }) => {
+    const config = loadConfig();
+    if (opts.workers > 1 && cluster.isPrimary) {
+      if (modeOf(config) !== 'distributed') {
+        throw new Error('--workers needs distributed mode (REDIS_URL and DATABASE_URL): the embedded engine lives in one process.');
+      }
+      runPrimary(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret }, opts.workers);
+      return;
+    }
+    const server = await startServer(config);
     const stop = (signal: string) => {
       server.services.log.info({ signal }, 'shutting down; writing what is waiting');
       server.close().then(
@@ -58,6 +69,29 @@ program
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+
+/** The cluster's primary: forks the workers, replaces one that dies, passes a stop signal on. */
+function runPrimary(dataDir: string, env: { adminKey?: string; userSecret?: string }, workers: number): void {
+  // Secrets are settled here, once, so that the workers do not race to generate them.
+  const secrets = resolveSecrets(dataDir, env);
+  if (secrets.generated) process.stdout.write(`seckill: admin key (printed once; also in ${dataDir}/secrets.json): ${secrets.adminKey}\n`);
+  let stopping = false;
+  for (let i = 0; i < workers; i++) cluster.fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    process.stderr.write(`seckill: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
+    cluster.fork();
+  });
+  const stop = () => {
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
 
 program
   .command('token <userId>')
