@@ -5,6 +5,10 @@ import { signUserToken } from '../gateway/auth.js';
 import { resolveSecrets } from '../secrets.js';
 import { startServer } from '../server.js';
 import { modeOf } from '../services.js';
+import { connectRedis, redisConnection } from '../engine/redis-connection.js';
+import { RedisKeys } from '../engine/redis-keys.js';
+import { PgOrderRepository } from '../orders/pg-repository.js';
+import { reconcile } from '../ops/reconcile.js';
 
 /** "30s", "5m", "2h", "1500ms" or plain seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -135,6 +139,27 @@ sale
   .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
   .action(async (saleId: string, o: { url?: string }) => {
     await adminCall(o, 'GET', `/api/admin/sales/${encodeURIComponent(saleId)}`);
+  });
+
+program
+  .command('reconcile <saleId>')
+  .description('distributed mode: compare Redis counters with PostgreSQL for a sale; exit 2 on a difference')
+  .option('--repair', 'write what PostgreSQL lacks, then rebuild the Redis counters from it')
+  .option('--drain <duration>', 'wait this long for the order writers to empty the stream', parseDuration, 10_000)
+  .action(async (saleId: string, o: { repair?: boolean; drain: number }) => {
+    const config = loadConfig();
+    if (modeOf(config) !== 'distributed') throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
+    const redis = redisConnection(config.redisUrl!, { commandTimeout: 10_000 });
+    const repo = new PgOrderRepository(config.databaseUrl!, 2);
+    try {
+      await connectRedis(redis);
+      const report = await reconcile(redis, new RedisKeys(config.redisPrefix), repo, saleId, { repair: !!o.repair, drainMs: o.drain });
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      if (report.differences.length > 0 && !report.repaired) process.exitCode = 2;
+    } finally {
+      redis.disconnect();
+      await repo.close();
+    }
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
