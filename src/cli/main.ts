@@ -142,6 +142,27 @@ sale
   });
 
 program
+  .command('bench')
+  .description('a flash-sale load test with its own baselines; checks the invariants at the end (exit 1 if one fails)')
+  .option('--profile <name>', 'smoke (seconds, CI) | sale (10,000 units, 100,000 users) | soak (expiries and re-sales)', 'smoke')
+  .option('--redis <url>', 'distributed mode: Redis for the stock engine')
+  .option('--database <url>', 'PostgreSQL for the orders')
+  .option('--workers <n>', 'seckill processes (node:cluster), distributed mode', positiveInt, 1)
+  .option('--target <url>', 'a running seckill instead of one the bench starts (needs SECKILL_ADMIN_KEY and SECKILL_USER_SECRET)')
+  .option('--connections <n>', 'concurrent connections', positiveInt)
+  .option('--duration <seconds>', 'seconds per fixed-request measure', positiveInt)
+  .option('--units <n>', 'units in the simulated sale', positiveInt)
+  .option('--users <n>', 'distinct users in the simulated sale', positiveInt)
+  .option('--allow-volatile-redis', 'let seckill run on a Redis without an append-only file (benchmarks only)')
+  .option('--out <dir>', 'where results go', 'bench/results')
+  .action(async (o: { profile: string; redis?: string; database?: string; workers: number; target?: string; connections?: number; duration?: number; units?: number; users?: number; allowVolatileRedis?: boolean; out: string }) => {
+    if (!['smoke', 'sale', 'soak'].includes(o.profile)) throw new InvalidArgumentError('profile is smoke, sale or soak');
+    if (o.redis && !o.database) throw new InvalidArgumentError('--redis needs --database');
+    const { runBench } = await import('../bench/runner.js');
+    process.exitCode = await runBench({ ...o, profile: o.profile as 'smoke' | 'sale' | 'soak' });
+  });
+
+program
   .command('reconcile <saleId>')
   .description('distributed mode: compare Redis counters with PostgreSQL for a sale; exit 2 on a difference')
   .option('--repair', 'write what PostgreSQL lacks, then rebuild the Redis counters from it')
