@@ -35,6 +35,16 @@ const EnvSchema = Type.Object({
   /** Distributed order writer: entries a consumer left unacknowledged this long are claimed by another. */
   SECKILL_CLAIM_IDLE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000 }),
   SECKILL_PG_POOL: Type.Integer({ minimum: 1, maximum: 100, default: 4 }),
+  /** Distributed mode: how often each process adds its per-sale request counts to the shared ones in Redis. */
+  SECKILL_STATS_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 250 }),
+  /**
+   * TEST-ONLY fault injection, never set in production: the distributed order writer waits this
+   * many ms between a batch's PostgreSQL commit and its XACK, so a crash test can kill a writer
+   * holding a committed but unacknowledged batch. 0 (default) = no pause.
+   */
+  SECKILL_TEST_WRITER_PAUSE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
+  /** TEST-ONLY fault injection, like the above: the wait between reading a batch and its commit. */
+  SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
   /** Create a demo sale on the first start of an empty data dir. */
   SECKILL_DEMO_SALE: Flag(true),
 });
@@ -61,6 +71,11 @@ export interface Config {
   redisPrefix: string;
   claimIdleMs: number;
   pgPool: number;
+  statsFlushMs: number;
+  /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_MS): pause between commit and XACK. */
+  testWriterPauseMs: number;
+  /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS): pause between read and commit. */
+  testWriterPauseBeforeCommitMs: number;
 }
 
 /** One typed config, read from the environment and validated; a bad value stops the start. */
@@ -86,5 +101,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisPrefix: e.SECKILL_REDIS_PREFIX,
     claimIdleMs: e.SECKILL_CLAIM_IDLE_MS,
     pgPool: e.SECKILL_PG_POOL,
+    statsFlushMs: e.SECKILL_STATS_FLUSH_MS,
+    testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
+    testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
   };
 }

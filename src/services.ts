@@ -10,7 +10,7 @@ import { Auth } from './gateway/auth.js';
 import { LocalRefusals } from './gateway/local-refusals.js';
 import { RateLimit } from './gateway/rate-limit.js';
 import { LocalSignals, RedisSignals, type SaleSignals } from './gateway/signals.js';
-import { Metrics } from './http/metrics.js';
+import { Metrics, RedisCounts } from './http/metrics.js';
 import { ExpirySweeper } from './orders/expiry-sweeper.js';
 import { OrderService } from './orders/order-service.js';
 import { OrderWriter } from './orders/order-writer.js';
@@ -74,6 +74,8 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   let signals: SaleSignals = new LocalSignals(refusals);
   let userLimit = new RateLimit(config.ratePerUser);
   let redis: Redis | null = null;
+  let keys: RedisKeys | null = null;
+  let redisSignals: RedisSignals | null = null;
 
   if (mode === 'embedded') {
     repo = new SqliteOrderRepository(config.dataDir, config.sqliteSync);
@@ -87,7 +89,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   let streamWriter: StreamOrderWriter | null = null;
   if (mode === 'distributed') {
     const pg = repo as PgOrderRepository;
-    const keys = new RedisKeys(config.redisPrefix);
+    keys = new RedisKeys(config.redisPrefix);
     redis = redisConnection(config.redisUrl!);
     const blocking = redisConnection(config.redisUrl!, { commandTimeout: 5000 });
     const sub = redisConnection(config.redisUrl!, { commandTimeout: undefined });
@@ -101,13 +103,18 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     };
     engine = redisEngine;
     userLimit = new RateLimit(config.ratePerUser, { redis, keyPrefix: keys.rateLimitPrefix() });
-    streamWriter = new StreamOrderWriter(blocking, keys, pg, () => sales.all().map((s) => s.id), { batch: config.writerBatch, claimIdleMs: config.claimIdleMs }, log);
+    streamWriter = new StreamOrderWriter(blocking, keys, pg, () => sales.all().map((s) => s.id), {
+      batch: config.writerBatch,
+      claimIdleMs: config.claimIdleMs,
+      testPauseBeforeCommitMs: config.testWriterPauseBeforeCommitMs,
+      testPauseAfterCommitMs: config.testWriterPauseMs,
+    }, log);
     writer = streamWriter;
-    const redisSignals = new RedisSignals(redis, sub, keys.signals(), refusals, (id) => sales.reload(id), log);
+    redisSignals = new RedisSignals(redis, sub, keys.signals(), refusals, (id) => sales.reload(id), log);
     await redisSignals.start();
     signals = redisSignals;
     pings.redis = () => redis!.ping();
-    closers.push(() => streamWriter!.close(), () => redisSignals.close(), async () => {
+    closers.push(() => streamWriter!.close(), () => redisSignals!.close(), () => metrics.close(), async () => {
       for (const c of [redis!, blocking, sub]) c.disconnect();
     });
   } else {
@@ -123,13 +130,21 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   if (engine instanceof RedisStockEngine) engine.startRefresh();
   streamWriter?.start();
 
-  const orders = new OrderService(repo, engine, { onRelease: (s, u) => signals.released(s, u) }, log);
+  const orders = new OrderService(repo, engine, { onRelease: (s, u) => signals.released(s, u), onChange: (o) => signals.orderChanged(o) }, log);
+  // Order event streams served here hear of changes made in the other processes.
+  if (redisSignals) redisSignals.onOrderChanged = (o) => orders.events.emit(o.orderId, o);
   const sweeper = new ExpirySweeper(orders, config.sweepMs, log);
   const metrics = new Metrics({
     available: () => sales.all().map((s) => [s.id, engine.available(s.id)]),
     totals: async () => Promise.all(sales.all().map(async (s) => [s.id, { ...(await repo.totals(s.id)) }] as [string, Record<string, number>])),
     writerBacklog: () => writer.backlog,
+    ordersWritten: () => writer.ordersWritten,
   });
+  // Distributed: the admin stats' request counts are summed over every process, through Redis.
+  if (redis && keys) {
+    const k = keys;
+    metrics.share(new RedisCounts(redis, (saleId) => k.requests(saleId)), config.statsFlushMs);
+  }
   log.info({ mode }, 'seckill mode');
 
   return {

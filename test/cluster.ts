@@ -15,11 +15,13 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 /** Why distributed tests cannot run here, or null when Redis and PostgreSQL answer. */
 export async function servicesUnavailable(): Promise<string | null> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  let cause: Error | null = null; // the socket's error says more than "Connection is closed."
+  redis.on('error', (err: Error) => (cause ??= err));
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
-    return `Redis at ${REDIS_URL} unreachable: ${(err as Error).message}`;
+    return `Redis at ${REDIS_URL} unreachable: ${(cause ?? (err as Error)).message}`;
   } finally {
     redis.disconnect();
   }
@@ -84,8 +86,11 @@ export interface ClusterOptions {
   workers?: number;
   /** Or: this many separate processes, each on its own port. */
   processes?: number;
-  env?: Record<string, string>;
+  /** Overrides of processEnv; a variable given as `undefined` is left out of the processes' environment. */
+  env?: Record<string, string | undefined>;
   redisUrl?: string;
+  /** Data dir of the processes (secrets.json); a fresh temporary one by default. */
+  dataDir?: string;
 }
 
 export interface Proc {
@@ -99,14 +104,15 @@ export interface Proc {
 export class TestCluster {
   readonly procs: Proc[] = [];
   readonly prefix = `t${crypto.randomBytes(4).toString('hex')}`;
-  readonly dataDir = tempDir('seckill-dist-');
+  readonly dataDir: string;
   private next = 0;
   private db!: { url: string; drop(): Promise<void> };
   private pool!: pg.Pool;
-  private readonly env: Record<string, string>;
+  /** Workers of each process, to start it again the same way. */
+  private readonly workersOf = new Map<Proc, number>();
 
   constructor(private readonly opts: ClusterOptions = {}) {
-    this.env = {};
+    this.dataDir = opts.dataDir ?? tempDir('seckill-dist-');
   }
 
   get databaseUrl(): string {
@@ -124,7 +130,7 @@ export class TestCluster {
   }
 
   processEnv(port: number): Record<string, string> {
-    return {
+    const env: Record<string, string | undefined> = {
       ...(process.env as Record<string, string>),
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -142,11 +148,16 @@ export class TestCluster {
       LOG_LEVEL: 'warn',
       ...(this.opts.env ?? {}),
     };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    return env as Record<string, string>;
   }
 
   async start(): Promise<this> {
     this.db = await createDatabase();
     this.pool = new pg.Pool({ connectionString: this.db.url, max: 2 });
+    // pool.end() resolves before its clients' sockets are closed: the DROP … WITH (FORCE) of stop()
+    // may then terminate one, and that error must not become an uncaught exception of the test.
+    this.pool.on('error', () => undefined);
     if (this.opts.processes) {
       for (let i = 0; i < this.opts.processes; i++) this.procs.push(await this.spawn(await freePort(), 1));
     } else {
@@ -163,6 +174,7 @@ export class TestCluster {
     child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
     const proc: Proc = { child, port, url: `http://127.0.0.1:${port}`, output };
+    this.workersOf.set(proc, workers);
     const deadline = Date.now() + 30_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`seckill exited ${child.exitCode}: ${output.join('')}`);
@@ -205,6 +217,34 @@ export class TestCluster {
     return r.rows;
   }
 
+  /** Every sale in the cluster's database. */
+  async saleIds(): Promise<string[]> {
+    const r = await this.pool.query<{ id: string }>('SELECT id FROM sales ORDER BY created_at');
+    return r.rows.map((x) => x.id);
+  }
+
+  /** SIGTERM every process and wait for it to exit; the database and Redis keep their state. */
+  async stopProcesses(): Promise<void> {
+    for (const p of this.procs) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        const exited = new Promise((r) => p.child.once('exit', r));
+        p.child.kill('SIGTERM');
+        // A cleared timer, so that a quick exit does not keep the test process alive 5 s longer.
+        const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  /** Start every process again, on the same ports and with the same workers, after stopProcesses. */
+  async startProcesses(): Promise<void> {
+    for (let i = 0; i < this.procs.length; i++) {
+      const p = this.procs[i];
+      this.procs[i] = await this.spawn(p.port, this.workersOf.get(p) ?? 1);
+    }
+  }
+
   /** `seckill reconcile` as an operator runs it; returns its report and exit code. */
   async reconcile(saleId: string, repair = false): Promise<{ code: number; report: { differences: string[]; [k: string]: unknown } }> {
     const child = spawn(process.execPath, ['bin/seckill.mjs', 'reconcile', saleId, ...(repair ? ['--repair'] : [])], {
@@ -221,15 +261,24 @@ export class TestCluster {
     return { code, report: JSON.parse(out) };
   }
 
+  /** `seckill reconcile --all`: every sale of the cluster in one process; its reports and exit code. */
+  async reconcileAll(): Promise<{ code: number; reports: Array<{ saleId: string; differences: string[]; [k: string]: unknown }> }> {
+    const child = spawn(process.execPath, ['bin/seckill.mjs', 'reconcile', '--all'], {
+      cwd: ROOT,
+      env: this.processEnv(0),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
+    if (!out.trim()) throw new Error(`reconcile --all printed nothing (exit ${code}): ${err}`);
+    return { code, reports: JSON.parse(out) };
+  }
+
   async stop(): Promise<void> {
-    for (const p of this.procs) {
-      if (p.child.exitCode === null && p.child.signalCode === null) {
-        p.child.kill('SIGTERM');
-        const exited = new Promise((r) => p.child.once('exit', r));
-        const timeout = sleep(5000).then(() => p.child.kill('SIGKILL'));
-        await Promise.race([exited, timeout]);
-      }
-    }
+    await this.stopProcesses();
     await this.pool?.end().catch(() => undefined);
     await this.db?.drop();
     const redis = new Redis(this.redisUrl, { maxRetriesPerRequest: 1 });

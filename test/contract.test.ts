@@ -12,9 +12,10 @@ import {
   USER_SECRET,
   buy,
   call,
+  mode,
   randomUser,
-  readOrders,
   saleBody,
+  skipUnlessReady,
   startTestServer,
   tempDir,
   userToken,
@@ -26,6 +27,10 @@ import {
 
 // ---------------------------------------------------------------------------------------------
 // Plumbing
+
+// The same suite runs embedded and, with SECKILL_TEST_MODE=distributed, against 3 processes on
+// Redis and PostgreSQL (test/helpers.ts); distributed without those services, it is skipped.
+const skip = await skipUnlessReady();
 
 /** Every response body this suite saw, to check at the end that none leaks a stack trace. */
 const seen: Array<{ what: string; text: string }> = [];
@@ -72,6 +77,9 @@ async function newSale(srv: TestServer, o: SaleOptions = {}): Promise<{ id: stri
 }
 
 async function stats(srv: TestServer, saleId: string): Promise<Record<string, number> & { requests: Record<string, number> }> {
+  // The status totals come from the database of record: distributed, wait until the writers copied
+  // every decided order there (`available` is live from the engine either way).
+  await srv.settle(saleId);
   const r = await adminApi(srv.url, 'GET', `/api/admin/sales/${saleId}`);
   assert.equal(r.status, 200, r.text);
   return r.body.stats;
@@ -98,7 +106,7 @@ const pay = (srv: TestServer, orderId: string, paymentRef: string, token = ADMIN
 const cancel = (srv: TestServer, orderId: string, token: string) =>
   api(srv.url, 'POST', `/api/orders/${orderId}/cancel`, { token });
 
-const rowCount = (srv: TestServer, saleId: string) => readOrders(srv.dataDir, saleId).length;
+const rowCount = async (srv: TestServer, saleId: string) => (await srv.orders(saleId)).length;
 
 // Hand-made JWTs, to test what the verifier refuses without trusting any JWT library.
 const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -131,6 +139,7 @@ const FAR = '00000000-0000-7000-8000-000000000000'; // well-formed, never issued
 let srv: TestServer;
 
 before(async () => {
+  if (skip) return;
   srv = await startTestServer({ SECKILL_SWEEP_MS: '50' });
 });
 
@@ -138,7 +147,7 @@ after(async () => {
   await srv?.close();
 });
 
-describe('public routes', () => {
+describe('public routes', { skip }, () => {
   test('GET /api/time: server time, not cached', async () => {
     const r = await api(srv.url, 'GET', '/api/time');
     assert.equal(r.status, 200);
@@ -155,6 +164,7 @@ describe('public routes', () => {
     const soldOut = await newSale(srv, { stock: 1 });
     assert.equal((await adminApi(srv.url, 'POST', `/api/admin/sales/${paused.id}/pause`)).status, 200);
     await reserve(srv, soldOut.id, userToken(randomUser()));
+    await srv.settle(soldOut.id); // distributed: every process has heard of it
 
     const expected: Array<[string, string]> = [
       [live.id, 'live'],
@@ -193,6 +203,7 @@ describe('public routes', () => {
     const live = await newSale(srv);
     const upcoming = await newSale(srv, { startsIn: 60_000 });
     const ended = await newSale(srv, { startsIn: -5000, lasts: 1000 });
+    await srv.settle(ended.id); // distributed: every process has heard of it
     const r = await api(srv.url, 'GET', '/api/sales');
     assert.equal(r.status, 200);
     assert.ok(Array.isArray(r.body.sales));
@@ -207,13 +218,13 @@ describe('public routes', () => {
   });
 });
 
-describe('tokens', () => {
+describe('tokens', { skip }, () => {
   test('every bad token is 401 unauthorized on path, buy, orders, me/orders, pay, cancel, events', async () => {
     const sale = await newSale(srv);
     const owner = userToken(randomUser());
     const orderId = await reserve(srv, sale.id, owner);
     const path = await orderPath(srv, sale.id, userToken(randomUser()));
-    const rows = rowCount(srv, sale.id);
+    const rows = await rowCount(srv, sale.id);
     const before = await stats(srv, sale.id);
     const routes: Array<[string, string, unknown]> = [
       ['POST', `/api/sales/${sale.id}/path`, undefined],
@@ -235,7 +246,7 @@ describe('tokens', () => {
     assertError(await api(srv.url, 'GET', '/api/me/orders', { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } }), 401, 'unauthorized');
 
     // Nothing changed: same rows, same stock, the order is still reserved.
-    assert.equal(rowCount(srv, sale.id), rows);
+    assert.equal(await rowCount(srv, sale.id), rows);
     const now = await stats(srv, sale.id);
     assert.equal(now.available, before.available);
     assert.equal(now.reserved, 1);
@@ -262,6 +273,7 @@ describe('tokens', () => {
       ['POST', `/api/admin/sales/${sale.id}/resume`, undefined],
       ['GET', `/api/admin/sales/${sale.id}/orders`, undefined],
     ];
+    await srv.settle(sale.id); // distributed: every process has heard of it
     const salesBefore = (await api(srv.url, 'GET', '/api/sales')).body.sales.length;
     for (const [method, url, body] of routes) {
       const withBody = body === undefined ? {} : { body };
@@ -277,7 +289,7 @@ describe('tokens', () => {
   });
 });
 
-describe('order path', () => {
+describe('order path', { skip }, () => {
   test('425 before the start, 410 after the end, 423 paused, 200 live; 404/400 for unknown/malformed sale', async () => {
     const token = userToken(randomUser());
     const upcoming = await newSale(srv, { startsIn: 60_000 });
@@ -288,6 +300,7 @@ describe('order path', () => {
 
     const paused = await newSale(srv);
     await adminApi(srv.url, 'POST', `/api/admin/sales/${paused.id}/pause`);
+    await srv.settle(paused.id); // distributed: every process has heard of it
     assertError(await api(srv.url, 'POST', `/api/sales/${paused.id}/path`, { token }), 423, 'paused');
 
     const live = await newSale(srv);
@@ -319,8 +332,8 @@ describe('order path', () => {
     const random = crypto.randomBytes(32).toString('base64url');
     assertError(await api(srv.url, 'POST', `/api/sales/${sale.id}/buy/${random}`, { token: alice, body: {} }), 403, 'bad_path');
     assertError(await api(srv.url, 'POST', `/api/sales/${sale.id}/buy/x`, { token: alice, body: {} }), 403, 'bad_path');
-    assert.equal(rowCount(srv, sale.id), 0);
-    assert.equal(rowCount(srv, other.id), 0);
+    assert.equal(await rowCount(srv, sale.id), 0);
+    assert.equal(await rowCount(srv, other.id), 0);
     assert.equal((await stats(srv, sale.id)).available, 5);
     // The rightful owner still buys with it.
     const r = await api(srv.url, 'POST', `/api/sales/${sale.id}/buy/${alicePath}`, { token: alice, body: {} });
@@ -328,7 +341,7 @@ describe('order path', () => {
   });
 });
 
-describe('buy', () => {
+describe('buy', { skip }, () => {
   test('202 with orderId, status reserved, quantity, expiresAt; the order row exists', async () => {
     const sale = await newSale(srv, { stock: 10, perUserLimit: 3, paymentWindowSeconds: 600 });
     const token = userToken(randomUser());
@@ -343,7 +356,7 @@ describe('buy', () => {
     assert.match(r.body.expiresAt, ISO);
     const exp = Date.parse(r.body.expiresAt);
     assert.ok(exp >= t0 + 599_000 && exp <= Date.now() + 601_000, `expiresAt ${r.body.expiresAt} is createdAt + 600 s`);
-    const rows = readOrders(srv.dataDir, sale.id);
+    const rows = await srv.orders(sale.id);
     assert.equal(rows.length, 1);
     assert.equal(rows[0].order_id, r.body.orderId);
     assert.equal(rows[0].quantity, 2);
@@ -359,7 +372,7 @@ describe('buy', () => {
       assert.equal(r.status, 202, `${JSON.stringify(o)}: ${r.text}`);
       assert.equal(r.body.quantity, 1);
     }
-    assert.equal(rowCount(srv, sale.id), 3);
+    assert.equal(await rowCount(srv, sale.id), 3);
   });
 
   test('bad bodies are 400 bad_request and create nothing', async () => {
@@ -386,7 +399,7 @@ describe('buy', () => {
       const r = await api(srv.url, 'POST', url, { token, ...o });
       assertError(r, 400, 'bad_request');
     }
-    assert.equal(rowCount(srv, sale.id), 0);
+    assert.equal(await rowCount(srv, sale.id), 0);
     const s = await stats(srv, sale.id);
     assert.equal(s.available, 10);
     assert.equal(s.reserved, 0);
@@ -400,7 +413,7 @@ describe('buy', () => {
     const path = await orderPath(srv, sale.id, token);
     const rawBody = JSON.stringify({ quantity: 1, pad: 'x'.repeat(17 * 1024) });
     assertError(await api(srv.url, 'POST', `/api/sales/${sale.id}/buy/${path}`, { token, rawBody }), 413, 'payload_too_large');
-    assert.equal(rowCount(srv, sale.id), 0);
+    assert.equal(await rowCount(srv, sale.id), 0);
     assert.equal((await stats(srv, sale.id)).available, 10);
   });
 
@@ -410,7 +423,7 @@ describe('buy', () => {
     const path = await orderPath(srv, sale.id, token);
     const url = `/api/sales/${sale.id}/buy/${path}`;
     assertError(await api(srv.url, 'POST', url, { token, body: { quantity: 3 } }), 409, 'limit_reached');
-    assert.equal(rowCount(srv, sale.id), 0);
+    assert.equal(await rowCount(srv, sale.id), 0);
 
     assert.equal((await api(srv.url, 'POST', url, { token, body: { quantity: 1 } })).status, 202);
     assertError(await api(srv.url, 'POST', url, { token, body: { quantity: 2 } }), 409, 'limit_reached');
@@ -418,7 +431,7 @@ describe('buy', () => {
     // At the limit now: any further buy is refused, whatever the quantity.
     assertError(await api(srv.url, 'POST', url, { token, body: { quantity: 1 } }), 409, 'limit_reached');
     assertError(await api(srv.url, 'POST', url, { token }), 409, 'limit_reached');
-    const rows = readOrders(srv.dataDir, sale.id);
+    const rows = await srv.orders(sale.id);
     assert.equal(rows.length, 2);
     const s = await stats(srv, sale.id);
     assert.equal(s.available, 8);
@@ -438,7 +451,7 @@ describe('buy', () => {
       assertError(await buy(srv.url, sale.id, u), 409, 'sold_out');
     }
     assertError(await api(srv.url, 'POST', `/api/sales/${sale.id}/buy/${path}`, { token: late, body: {} }), 409, 'sold_out');
-    assert.equal(rowCount(srv, sale.id), 2);
+    assert.equal(await rowCount(srv, sale.id), 2);
     const s = await stats(srv, sale.id);
     assert.equal(s.available, 0);
     assert.equal(s.reserved, 2);
@@ -457,8 +470,8 @@ describe('buy', () => {
     assertError(await api(srv.url, 'POST', `/api/sales/${short.id}/buy/${path}`, { token, body: {} }), 410, 'ended');
     assertError(await api(srv.url, 'POST', `/api/sales/${short.id}/path`, { token }), 410, 'ended');
     assert.equal((await api(srv.url, 'GET', `/api/sales/${short.id}`)).body.status, 'ended');
-    assert.equal(rowCount(srv, upcoming.id), 0);
-    assert.equal(rowCount(srv, short.id), 0);
+    assert.equal(await rowCount(srv, upcoming.id), 0);
+    assert.equal(await rowCount(srv, short.id), 0);
   });
 
   test('423 while paused; resume restores buying', async () => {
@@ -468,18 +481,20 @@ describe('buy', () => {
     const p = await adminApi(srv.url, 'POST', `/api/admin/sales/${sale.id}/pause`);
     assert.equal(p.status, 200, p.text);
     assert.equal(p.body.paused, true);
+    await srv.settle(sale.id); // distributed: every process has heard of it
     assertError(await api(srv.url, 'POST', `/api/sales/${sale.id}/buy/${path}`, { token, body: {} }), 423, 'paused');
     assertError(await api(srv.url, 'POST', `/api/sales/${sale.id}/path`, { token }), 423, 'paused');
-    assert.equal(rowCount(srv, sale.id), 0);
+    assert.equal(await rowCount(srv, sale.id), 0);
     assert.equal((await stats(srv, sale.id)).available, 3);
 
     const r = await adminApi(srv.url, 'POST', `/api/admin/sales/${sale.id}/resume`);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.paused, false);
+    await srv.settle(sale.id); // distributed: every process has heard of it
     assert.equal((await api(srv.url, 'GET', `/api/sales/${sale.id}`)).body.status, 'live');
     const ok = await api(srv.url, 'POST', `/api/sales/${sale.id}/buy/${path}`, { token, body: {} });
     assert.equal(ok.status, 202, ok.text);
-    assert.equal(rowCount(srv, sale.id), 1);
+    assert.equal(await rowCount(srv, sale.id), 1);
   });
 
   test('404 unknown sale, 400 malformed sale id or path (also over the router\'s parameter length, or undecodable)', async () => {
@@ -493,11 +508,11 @@ describe('buy', () => {
     assertError(await api(srv.url, 'POST', `/api/sales/${'s'.repeat(150)}/path`, { token }), 400, 'bad_request');
     assertError(await api(srv.url, 'GET', '/api/sales/%E0%A4%A'), 400, 'bad_request');
     assertError(await api(srv.url, 'GET', `/api/orders/${'0'.repeat(120)}`, { token }), 400, 'bad_request');
-    assert.equal(rowCount(srv, sale.id), 0);
+    assert.equal(await rowCount(srv, sale.id), 0);
   });
 });
 
-describe('orders', () => {
+describe('orders', { skip }, () => {
   test('GET /api/orders/:id: owner and admin 200 with the fields of API.md; another user 403; 404; 400', async () => {
     const sale = await newSale(srv, { stock: 5, perUserLimit: 2, priceCents: 4242 });
     const userId = randomUser();
@@ -538,6 +553,9 @@ describe('orders', () => {
     const a1 = await reserve(srv, s1.id, alice);
     const a2 = await reserve(srv, s2.id, alice);
     const b1 = await reserve(srv, s1.id, bob);
+    // The list is read from the database of record (distributed: once the writers copied the orders).
+    await srv.settle(s1.id);
+    await srv.settle(s2.id);
 
     const r = await api(srv.url, 'GET', '/api/me/orders', { token: alice });
     assert.equal(r.status, 200, r.text);
@@ -553,7 +571,7 @@ describe('orders', () => {
   });
 });
 
-describe('pay', () => {
+describe('pay', { skip }, () => {
   test('admin pays: 200 paid with paidAt; same paymentRef replays 200; another paymentRef 409', async () => {
     const sale = await newSale(srv, { stock: 3 });
     const owner = userToken(randomUser());
@@ -602,7 +620,7 @@ describe('pay', () => {
   });
 });
 
-describe('cancel', () => {
+describe('cancel', { skip }, () => {
   test('owner cancels: 200 cancelled, stock returns and another user can buy; cancel again is 200', async () => {
     const sale = await newSale(srv, { stock: 1 });
     const owner = userToken(randomUser());
@@ -667,7 +685,7 @@ describe('cancel', () => {
   });
 });
 
-describe('expiry', () => {
+describe('expiry', { skip }, () => {
   test('an unpaid order expires after paymentWindowSeconds; pay and cancel are then 409 expired', async () => {
     const sale = await newSale(srv, { stock: 1, paymentWindowSeconds: 1 });
     const owner = userToken(randomUser());
@@ -724,7 +742,7 @@ async function readEvents(
   return { status: res.statusCode, contentType, events };
 }
 
-describe('order events (SSE)', () => {
+describe('order events (SSE)', { skip }, () => {
   test('header token: the current order first, then paid, then the stream ends', async () => {
     const sale = await newSale(srv);
     const owner = userToken(randomUser());
@@ -771,7 +789,7 @@ describe('order events (SSE)', () => {
   });
 });
 
-describe('operators', () => {
+describe('operators', { skip }, () => {
   test('POST /api/admin/sales: 201 with id; every invalid body is 400 and creates nothing', async () => {
     const good = saleBody({ stock: 7, perUserLimit: 2, priceCents: 500, paymentWindowSeconds: 120 });
     const r = await adminApi(srv.url, 'POST', '/api/admin/sales', { ...good, description: 'Seven things' });
@@ -821,6 +839,7 @@ describe('operators', () => {
       ['unknown field', { ...good, discount: 10 }],
       ['not an object', [good]],
     ];
+    await srv.settle(d.body.id); // distributed: every process has heard of it
     const count = (await adminApi(srv.url, 'GET', '/api/admin/sales')).body.sales.length;
     for (const [name, body] of bad) {
       const res = await adminApi(srv.url, 'POST', '/api/admin/sales', body);
@@ -841,6 +860,8 @@ describe('operators', () => {
     assertError(await buy(srv.url, sale.id, users[0]), 409, 'limit_reached');
     assert.equal((await pay(srv, o1, 'ref')).status, 200);
     assert.equal((await cancel(srv, o2, users[1])).status, 200);
+    // Totals from the database of record, request counts summed over the processes: both once settled.
+    await srv.settle(sale.id);
 
     const r = await adminApi(srv.url, 'GET', `/api/admin/sales/${sale.id}`);
     assert.equal(r.status, 200, r.text);
@@ -871,6 +892,7 @@ describe('operators', () => {
     assert.equal(p.body.status, 'paused');
     // Pausing twice is harmless.
     assert.equal((await adminApi(srv.url, 'POST', `/api/admin/sales/${sale.id}/pause`, {})).body.paused, true);
+    await srv.settle(sale.id); // distributed: every process has heard of it
     assert.equal((await api(srv.url, 'GET', `/api/sales/${sale.id}`)).body.status, 'paused');
     const r = await adminApi(srv.url, 'POST', `/api/admin/sales/${sale.id}/resume`);
     assert.equal(r.status, 200, r.text);
@@ -879,6 +901,7 @@ describe('operators', () => {
     assertError(await adminApi(srv.url, 'POST', '/api/admin/sales/noSuchSale/pause'), 404, 'not_found');
     assertError(await adminApi(srv.url, 'POST', '/api/admin/sales/noSuchSale/resume'), 404, 'not_found');
     assertError(await adminApi(srv.url, 'POST', `/api/admin/sales/${sale.id}/pause`, { really: true }), 400, 'bad_request');
+    await srv.settle(sale.id); // distributed: every process has heard of it
     assert.equal((await api(srv.url, 'GET', `/api/sales/${sale.id}`)).body.status, 'live');
   });
 
@@ -888,6 +911,8 @@ describe('operators', () => {
     for (let i = 0; i < 5; i++) ids.push(await reserve(srv, sale.id, userToken(randomUser())));
     assert.equal((await pay(srv, ids[1], 'r1')).status, 200);
     assert.equal((await pay(srv, ids[3], 'r3')).status, 200);
+    // The listing is read from the database of record (distributed: once the writers copied the orders).
+    await srv.settle(sale.id);
 
     const base = `/api/admin/sales/${sale.id}/orders`;
     const all = await adminApi(srv.url, 'GET', base);
@@ -939,7 +964,7 @@ describe('operators', () => {
   });
 });
 
-describe('operations', () => {
+describe('operations', { skip }, () => {
   test('/healthz 200, /readyz 200, /metrics Prometheus text', async () => {
     assert.equal((await api(srv.url, 'GET', '/healthz')).status, 200);
     const ready = await api(srv.url, 'GET', '/readyz');
@@ -964,7 +989,7 @@ describe('operations', () => {
 // ---------------------------------------------------------------------------------------------
 // Demo mode: no SECKILL_USER_SECRET given, so the secret comes from the data dir and users may pay.
 
-describe('demo mode (no SECKILL_USER_SECRET)', () => {
+describe('demo mode (no SECKILL_USER_SECRET)', { skip }, () => {
   const DEMO_SECRET = 'demo-user-secret-from-the-data-dir-0123456789';
   let demo: TestServer;
 
@@ -1003,7 +1028,7 @@ describe('demo mode (no SECKILL_USER_SECRET)', () => {
 // ---------------------------------------------------------------------------------------------
 // Rate limits and load shedding: servers of their own, so their limits touch nothing else.
 
-describe('per-user rate limit (SECKILL_RATE_PER_USER=1), then a backing store down', () => {
+describe('per-user rate limit (SECKILL_RATE_PER_USER=1), then a backing store down', { skip }, () => {
   let limited: TestServer;
   before(async () => {
     limited = await startTestServer({ SECKILL_RATE_PER_USER: '1' });
@@ -1026,7 +1051,7 @@ describe('per-user rate limit (SECKILL_RATE_PER_USER=1), then a backing store do
     const path = ok[0].body.path;
     const buys = await Promise.all(Array.from({ length: 4 }, () => api(limited.url, 'POST', `/api/sales/${sale.id}/buy/${path}`, { token, body: {} })));
     for (const r of buys) assertError(r, 429, 'rate_limited');
-    assert.equal(rowCount(limited, sale.id), 0);
+    assert.equal(await rowCount(limited, sale.id), 0);
     assert.equal((await stats(limited, sale.id)).available, 10);
 
     // Someone else is not limited by that user.
@@ -1034,15 +1059,16 @@ describe('per-user rate limit (SECKILL_RATE_PER_USER=1), then a backing store do
     assert.equal(other.status, 202, other.text);
   });
 
-  // Runs last on this server: it takes the database away.
-  test('the database down: 503 busy with Retry-After (never a 500), nothing changes; /readyz 503; /metrics still up', async () => {
+  // Runs last on this server: it takes the database away. Embedded only: it closes the in-process
+  // repository, an internal the distributed processes do not expose.
+  test('the database down: 503 busy with Retry-After (never a 500), nothing changes; /readyz 503; /metrics still up', { skip: mode === 'distributed' && 'closes the in-process repository (embedded internals)' }, async () => {
     const sale = await newSale(limited, { stock: 1 });
     const token = userToken(randomUser());
     const held = await reserve(limited, sale.id, userToken(randomUser()));
     await api(limited.url, 'POST', `/api/orders/${held}/cancel`, { token: ADMIN_KEY }); // stock 1 is free again
     const path = await orderPath(limited, sale.id, token);
     // Simulates the embedded database failing underneath a running process.
-    await limited.server.services.repo.close();
+    await limited.server!.services.repo.close();
 
     const r = await api(limited.url, 'POST', `/api/sales/${sale.id}/buy/${path}`, { token, body: {} });
     assertError(r, 503, 'busy');
@@ -1069,7 +1095,10 @@ describe('per-user rate limit (SECKILL_RATE_PER_USER=1), then a backing store do
   });
 });
 
-describe('per-address rate limit (SECKILL_RATE_PER_IP=2)', () => {
+// The per-address limit is counted in each process (no I/O before the cheapest refusals, see
+// DESIGN.md's funnel): behind node:cluster an address gets the rate once per worker, so the
+// burst bound of this test holds for one process only.
+describe('per-address rate limit (SECKILL_RATE_PER_IP=2)', { skip: skip || (mode === 'distributed' && 'the per-address limit is per process: 3 workers allow 3 bursts') }, () => {
   let limited: TestServer;
   before(async () => {
     limited = await startTestServer({ SECKILL_RATE_PER_IP: '2' });
@@ -1090,7 +1119,7 @@ describe('per-address rate limit (SECKILL_RATE_PER_IP=2)', () => {
   });
 });
 
-test('no response body contains a stack trace or an internal path', () => {
+test('no response body contains a stack trace or an internal path', { skip }, () => {
   assert.ok(seen.length > 200, `checked ${seen.length} bodies`);
   for (const { what, text } of seen) {
     assert.doesNotMatch(text, /\bat [^\s]+ \(|\bat (file:\/\/|\/|node:)[^\s]*:\d+|\.(ts|js|mjs):\d+:\d+|node_modules/, `${what}: ${text.slice(0, 300)}`);

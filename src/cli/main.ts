@@ -8,7 +8,7 @@ import { modeOf } from '../services.js';
 import { connectRedis, redisConnection } from '../engine/redis-connection.js';
 import { RedisKeys } from '../engine/redis-keys.js';
 import { PgOrderRepository } from '../orders/pg-repository.js';
-import { reconcile } from '../ops/reconcile.js';
+import { reconcile, type ReconcileReport } from '../ops/reconcile.js';
 
 /** "30s", "5m", "2h", "1500ms" or plain seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -163,20 +163,25 @@ program
   });
 
 program
-  .command('reconcile <saleId>')
-  .description('distributed mode: compare Redis counters with PostgreSQL for a sale; exit 2 on a difference')
+  .command('reconcile [saleId]')
+  .description('distributed mode: compare Redis counters with PostgreSQL for a sale (or --all); exit 2 on a difference')
+  .option('--all', 'every sale in the database, one process for all; prints an array of reports')
   .option('--repair', 'write what PostgreSQL lacks, then rebuild the Redis counters from it')
   .option('--drain <duration>', 'wait this long for the order writers to empty the stream', parseDuration, 10_000)
-  .action(async (saleId: string, o: { repair?: boolean; drain: number }) => {
+  .action(async (saleId: string | undefined, o: { all?: boolean; repair?: boolean; drain: number }) => {
+    if (!saleId === !o.all) throw new InvalidArgumentError('give either a sale id or --all');
     const config = loadConfig();
     if (modeOf(config) !== 'distributed') throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
     const redis = redisConnection(config.redisUrl!, { commandTimeout: 10_000 });
     const repo = new PgOrderRepository(config.databaseUrl!, 2);
     try {
       await connectRedis(redis);
-      const report = await reconcile(redis, new RedisKeys(config.redisPrefix), repo, saleId, { repair: !!o.repair, drainMs: o.drain });
-      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-      if (report.differences.length > 0 && !report.repaired) process.exitCode = 2;
+      const keys = new RedisKeys(config.redisPrefix);
+      const ids = saleId ? [saleId] : (await repo.loadSales()).map((s) => s.id);
+      const reports: ReconcileReport[] = [];
+      for (const id of ids) reports.push(await reconcile(redis, keys, repo, id, { repair: !!o.repair, drainMs: o.drain }));
+      process.stdout.write(JSON.stringify(o.all ? reports : reports[0], null, 2) + '\n');
+      if (reports.some((r) => r.differences.length > 0 && !r.repaired)) process.exitCode = 2;
     } finally {
       redis.disconnect();
       await repo.close();

@@ -12,6 +12,8 @@ import type { Refusal, ReserveResult, StockEngine } from './stock-engine.js';
 
 const REFUSALS: Record<number, Refusal> = { [-2]: 'paused', [-3]: 'not_started', [-4]: 'ended', [-5]: 'limit_reached', [-6]: 'sold_out' };
 const NOT_LOADED = -1;
+/** How long a buy whose reserve reply was lost waits to learn whether its order was made. */
+const UNKNOWN_OUTCOME_MS = 3000;
 
 interface StoredOrder {
   orderId: string;
@@ -64,9 +66,22 @@ export class RedisStockEngine implements StockEngine {
 
   async load(sale: Sale): Promise<void> {
     this.sales.set(sale.id, sale);
-    await this.ensureGroup(sale.id);
-    if (!(await this.redis.exists(this.keys.sale(sale.id)))) await this.rebuild(sale);
-    await this.refresh(sale.id);
+    try {
+      await this.ensureGroup(sale.id);
+      if (!(await this.hasStockRecord(sale.id))) await this.rebuild(sale);
+      await this.refresh(sale.id);
+    } catch (err) {
+      throw err instanceof SeckillError ? err : busy(err);
+    }
+  }
+
+  /**
+   * Whether Redis holds the sale's stock record. Its `available` field is the test, not the key:
+   * a write to the hash while Redis had lost the sale (setPaused after an empty restart) leaves a
+   * key without a record, which must still be rebuilt.
+   */
+  private async hasStockRecord(saleId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.sale(saleId), 'available')) === 1;
   }
 
   /** Rebuild a sale's Redis state from the database of record, under a lock so one process does it. */
@@ -75,10 +90,10 @@ export class RedisStockEngine implements StockEngine {
     const token = crypto.randomBytes(8).toString('hex');
     while (!(await this.redis.set(lock, token, 'PX', 30_000, 'NX'))) {
       await new Promise((r) => setTimeout(r, 100));
-      if (await this.redis.exists(this.keys.sale(sale.id))) return;
+      if (await this.hasStockRecord(sale.id)) return;
     }
     try {
-      if (await this.redis.exists(this.keys.sale(sale.id))) return;
+      if (await this.hasStockRecord(sale.id)) return;
       const open = await this.repo.openOrders(sale.id);
       let held = 0;
       await this.redis.del(this.keys.holdings(sale.id), this.keys.orders(sale.id));
@@ -128,6 +143,10 @@ export class RedisStockEngine implements StockEngine {
         r = await run();
       }
     } catch (err) {
+      // The script may have run with only its reply lost: then the order is real, and the buyer
+      // must hear so (a 503 says that nothing was changed).
+      const made = await this.reserveOutcome(sale.id, userId, orderId, err);
+      if (made) return made;
       throw busy(err);
     }
     const [code, available, held, expiresAt] = r.map(Number);
@@ -142,6 +161,34 @@ export class RedisStockEngine implements StockEngine {
     const refusal = REFUSALS[code];
     if (!refusal) throw busy(new Error(`reserve script answered ${code}`));
     return { ok: false, refusal, available, held };
+  }
+
+  /**
+   * A reserve script was sent and no reply came: Redis stopped, or the link broke, after it may
+   * have run (Redis writes a command's effects, to its AOF too, before the reply leaves). Ask
+   * Redis, for up to a few seconds, whether the order exists: if it does, it is returned and the
+   * buyer gets the 202 it is owed; if Redis says it does not, the script did not run (it is never
+   * sent twice) and 503 busy is true. A command refused before it was sent (client offline)
+   * did not run.
+   */
+  private async reserveOutcome(saleId: string, userId: string, orderId: string, err: unknown): Promise<ReserveResult | null> {
+    if (err instanceof Error && err.message.includes('enableOfflineQueue')) return null;
+    const deadline = Date.now() + UNKNOWN_OUTCOME_MS;
+    while (Date.now() < deadline) {
+      try {
+        const json = await this.redis.hget(this.keys.orders(saleId), orderId);
+        if (json === null) return null;
+        const [available, held] = await Promise.all([
+          this.redis.hget(this.keys.sale(saleId), 'available'),
+          this.redis.hget(this.keys.holdings(saleId), userId),
+        ]);
+        this.log.warn({ saleId, orderId, err: String(err) }, 'reserve: reply lost, but the order was made; answering 202');
+        return { ok: true, order: parseStoredOrder(json), available: Number(available ?? 0), held: Number(held ?? 0) };
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return null;
   }
 
   async getOrder(orderId: string): Promise<Order | null> {
@@ -181,7 +228,11 @@ export class RedisStockEngine implements StockEngine {
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
-    await this.redis.hset(this.keys.sale(saleId), 'paused', paused ? '1' : '0');
+    try {
+      await this.redis.hset(this.keys.sale(saleId), 'paused', paused ? '1' : '0');
+    } catch (err) {
+      throw busy(err);
+    }
   }
 
   available(saleId: string): number {

@@ -24,6 +24,11 @@ export class RedisKeys {
     return `${this.prefix}:{s:${saleId}}:stream`;
   }
 
+  /** Hash: buy outcome → requests answered with it, summed over all processes (admin stats). */
+  requests(saleId: string): string {
+    return `${this.prefix}:{s:${saleId}}:requests`;
+  }
+
   /** Lock held while one process rebuilds a sale's state from the database. */
   rebuildLock(saleId: string): string {
     return `${this.prefix}:{s:${saleId}}:rebuild`;

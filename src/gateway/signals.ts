@@ -1,15 +1,20 @@
+import crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
+import type { Order } from '../domain/order.js';
 import type { LocalRefusals } from './local-refusals.js';
 
 /**
  * What one process learns that every process should: a sale sold out, stock came back (for a
- * user), a sale was created or changed. Embedded mode has one process, so signals apply locally.
+ * user), a sale was created or changed, an order changed status (for the order event streams
+ * other processes serve). Embedded mode has one process, so signals apply locally.
  */
 export interface SaleSignals {
   soldOut(saleId: string): void;
   released(saleId: string, userId: string): void;
   saleChanged(saleId: string): void;
+  /** After this process emitted the change locally: tell the other processes. */
+  orderChanged(order: Order): void;
   close(): Promise<void>;
 }
 
@@ -22,10 +27,15 @@ export class LocalSignals implements SaleSignals {
     this.refusals.released(saleId, userId);
   }
   saleChanged(): void {}
+  orderChanged(): void {}
   async close(): Promise<void> {}
 }
 
-type Message = { t: 'soldout'; s: string } | { t: 'released'; s: string; u: string } | { t: 'sale'; s: string };
+type Message =
+  | { t: 'soldout'; s: string }
+  | { t: 'released'; s: string; u: string }
+  | { t: 'sale'; s: string }
+  | { t: 'order'; o: Order; from: string };
 
 /**
  * Signals over Redis pub/sub. Each is applied locally at once and published; every process
@@ -33,6 +43,11 @@ type Message = { t: 'soldout'; s: string } | { t: 'released'; s: string; u: stri
  * periodic stock refresh sets and clears the sold-out flag from Redis itself.
  */
 export class RedisSignals implements SaleSignals {
+  /** This process, to skip its own order messages (it emitted those already). */
+  private readonly id = crypto.randomBytes(8).toString('hex');
+  /** An order changed status in another process. */
+  onOrderChanged: (order: Order) => void = () => undefined;
+
   constructor(
     private readonly pub: Redis,
     private readonly sub: Redis,
@@ -62,6 +77,10 @@ export class RedisSignals implements SaleSignals {
     this.publish({ t: 'sale', s: saleId });
   }
 
+  orderChanged(order: Order): void {
+    this.publish({ t: 'order', o: order, from: this.id });
+  }
+
   private publish(m: Message): void {
     this.pub.publish(this.channel, JSON.stringify(m)).catch((err: unknown) => this.log.warn({ err }, 'signal not published'));
   }
@@ -76,6 +95,7 @@ export class RedisSignals implements SaleSignals {
     if (m.t === 'soldout') this.refusals.markSoldOut(m.s);
     else if (m.t === 'released') this.refusals.released(m.s, m.u);
     else if (m.t === 'sale') this.onSaleChanged(m.s).catch((err: unknown) => this.log.warn({ err, saleId: m.s }, 'sale reload failed'));
+    else if (m.t === 'order' && m.from !== this.id) this.onOrderChanged(m.o);
   }
 
   async close(): Promise<void> {

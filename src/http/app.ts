@@ -5,6 +5,7 @@ import { errorHandler, notFoundHandler, refuse } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { buyingRoutes } from './routes/buying.js';
 import { opsRoutes } from './routes/ops.js';
+import { pagesRoutes } from './routes/pages.js';
 import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
 
@@ -62,7 +63,7 @@ export function buildApp(services: Services): App {
     services.metrics.requests.inc({ route, outcome });
     if (route === BUY_ROUTE) {
       const saleId = (request.params as { saleId?: string }).saleId;
-      if (saleId && services.sales.get(saleId)) services.metrics.countBuy(saleId, outcome);
+      if (saleId && services.sales.get(saleId)) services.metrics.countBuy(saleId, outcome, reply.elapsedTime);
     }
   });
 
@@ -70,5 +71,6 @@ export function buildApp(services: Services): App {
   app.register(buyingRoutes(services));
   app.register(adminRoutes(services));
   app.register(opsRoutes(services));
+  app.register(pagesRoutes(services));
   return app;
 }

@@ -1,4 +1,7 @@
+import type { Redis } from 'ioredis';
 import client from 'prom-client';
+import { SeckillError } from '../domain/errors.js';
+import { LiveStats } from './live-stats.js';
 
 export interface MetricsSources {
   /** Available stock per sale id. */
@@ -6,18 +9,61 @@ export interface MetricsSources {
   /** Units per status per sale id. */
   totals(): Promise<Array<[string, Record<string, number>]>>;
   writerBacklog(): number;
+  /** Orders the order writer has committed since the start (for the dashboard's orders per second). */
+  ordersWritten(): number;
 }
 
-/** Prometheus metrics of one process; request outcomes per sale are also kept for the admin API. */
+type Counts = Record<string, number>;
+
+/** Where several processes add up their per-sale buy outcomes (distributed mode). */
+export interface SharedCounts {
+  add(deltas: Map<string, Counts>): Promise<void>;
+  read(saleId: string): Promise<Counts>;
+}
+
+/** One Redis hash per sale: outcome → count, added to with HINCRBY. */
+export class RedisCounts implements SharedCounts {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: (saleId: string) => string,
+  ) {}
+
+  async add(deltas: Map<string, Counts>): Promise<void> {
+    const p = this.redis.pipeline();
+    for (const [saleId, counts] of deltas) for (const [outcome, n] of Object.entries(counts)) p.hincrby(this.key(saleId), outcome, n);
+    const results = (await p.exec()) ?? [];
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async read(saleId: string): Promise<Counts> {
+    const h = await this.redis.hgetall(this.key(saleId));
+    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
+  }
+}
+
+/**
+ * Prometheus metrics of one process; request outcomes per sale are also kept for the admin API.
+ * With shared counts (distributed mode) each process adds its outcomes to them every
+ * `flushMs`, with no I/O on the request path; the admin API reads the sum of all processes.
+ */
 export class Metrics {
   readonly registry = new client.Registry();
   readonly requests: client.Counter<'route' | 'outcome'>;
   readonly reservations: client.Counter<'sale'>;
+  /** Per-second figures of the last five minutes, for the operators' dashboard. */
+  readonly live: LiveStats;
   /** Buy outcomes per sale, for GET /api/admin/sales/:id. */
-  private readonly saleOutcomes = new Map<string, Record<string, number>>();
+  private readonly saleOutcomes = new Map<string, Counts>();
+  /** Outcomes counted here and not yet added to the shared counts. */
+  private unshared = new Map<string, Counts>();
+  private shared: SharedCounts | null = null;
+  private flusher: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
+    this.live = new LiveStats({ ordersWritten: () => sources.ordersWritten(), backlog: () => sources.writerBacklog() });
     client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
     this.requests = new client.Counter({
       name: 'seckill_http_requests_total',
@@ -67,13 +113,62 @@ export class Metrics {
     });
   }
 
-  countBuy(saleId: string, outcome: string): void {
-    let m = this.saleOutcomes.get(saleId);
-    if (!m) this.saleOutcomes.set(saleId, (m = {}));
-    m[outcome] = (m[outcome] ?? 0) + 1;
+  /** One answered buy request; with its latency, it also goes into the dashboard's live figures. */
+  countBuy(saleId: string, outcome: string, latencyMs?: number): void {
+    if (latencyMs !== undefined) this.live.recordBuy(saleId, outcome, latencyMs);
+    increment(this.saleOutcomes, saleId, outcome, 1);
+    if (this.shared) increment(this.unshared, saleId, outcome, 1);
   }
 
-  saleRequests(saleId: string): Record<string, number> {
+  /** This process's buy outcomes for a sale. */
+  saleRequests(saleId: string): Counts {
     return { ...(this.saleOutcomes.get(saleId) ?? {}) };
   }
+
+  /** Add this process's counts to `shared` every `flushMs` from now on. */
+  share(shared: SharedCounts, flushMs: number): void {
+    this.shared = shared;
+    this.flusher = setInterval(() => void this.flush(), flushMs);
+    this.flusher.unref();
+  }
+
+  /** Buy outcomes of a sale over all processes (this one's up to now); this process's alone without shared counts. */
+  async allSaleRequests(saleId: string): Promise<Counts> {
+    if (!this.shared) return this.saleRequests(saleId);
+    await this.flush();
+    try {
+      return await this.shared.read(saleId);
+    } catch (err) {
+      throw new SeckillError('busy', 'The request counts are unavailable; try again shortly.', 1, err);
+    }
+  }
+
+  /** Hand the unshared counts over, one flush at a time; what fails is kept for the next one. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (!this.shared || this.unshared.size === 0) return;
+      const deltas = this.unshared;
+      this.unshared = new Map();
+      try {
+        await this.shared.add(deltas);
+      } catch {
+        // Redis away: keep the counts (HINCRBY is not idempotent; a pipeline that failed part-way may count some twice, a hint only).
+        for (const [saleId, counts] of deltas) for (const [outcome, n] of Object.entries(counts)) increment(this.unshared, saleId, outcome, n);
+      }
+    });
+    return this.flushing;
+  }
+
+  /** Stop sharing, after handing over what is left. */
+  async close(): Promise<void> {
+    if (this.flusher) clearInterval(this.flusher);
+    this.flusher = null;
+    await this.flush();
+  }
+}
+
+function increment(m: Map<string, Counts>, saleId: string, outcome: string, n: number): void {
+  let c = m.get(saleId);
+  if (!c) m.set(saleId, (c = {}));
+  c[outcome] = (c[outcome] ?? 0) + n;
 }

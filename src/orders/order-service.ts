@@ -11,6 +11,8 @@ export type Actor = { kind: 'admin' } | { kind: 'user'; userId: string };
 export interface OrderServiceHooks {
   /** Stock came back to a sale (expiry or cancel): clear sold-out flags and limit memos. */
   onRelease(saleId: string, userId: string): void;
+  /** An order changed status here (after the local event): distributed, tell the other processes. */
+  onChange?(order: Order): void;
 }
 
 /**
@@ -101,5 +103,6 @@ export class OrderService {
   private changed(o: Order): void {
     this.log.debug({ orderId: o.orderId, status: o.status }, 'order status changed');
     this.events.emit(o.orderId, o);
+    this.hooks.onChange?.(o);
   }
 }

@@ -31,7 +31,8 @@ export class PgOrderRepository implements OrderRepository {
   readonly pool: pg.Pool;
 
   constructor(connectionString: string, poolSize = 4) {
-    this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 });
+    // Short timeouts: a database that is down or stuck must give 503 busy quickly, never a hang.
+    this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 1000, query_timeout: 5000, idleTimeoutMillis: 30_000 });
     // An idle client that loses its connection must not take the process down.
     this.pool.on('error', () => undefined);
   }

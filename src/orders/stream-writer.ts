@@ -13,6 +13,10 @@ export interface StreamWriterOptions {
   batch: number;
   /** Entries a consumer has held this long without acknowledging are taken over by another. */
   claimIdleMs: number;
+  /** TEST-ONLY fault injection: wait this long between reading a batch and committing it. */
+  testPauseBeforeCommitMs?: number;
+  /** TEST-ONLY fault injection: wait this long between the commit and the XACK. */
+  testPauseAfterCommitMs?: number;
 }
 
 /**
@@ -101,13 +105,21 @@ export class StreamOrderWriter {
       }
     }
     if (n === 0) return reply.reduce((a, [, e]) => a + e.length, 0);
+    if (this.opts.testPauseBeforeCommitMs) await this.testPause('before-commit', this.opts.testPauseBeforeCommitMs, n);
     await this.repo.applyBatch([...created.values()], [...changed.values()]);
+    if (this.opts.testPauseAfterCommitMs) await this.testPause('after-commit', this.opts.testPauseAfterCommitMs, n);
     const p = this.redis.pipeline();
     for (const [stream, entries] of reply) if (entries.length > 0) p.xack(stream, this.keys.writerGroup, ...entries.map(([id]) => id));
     await p.exec();
     this.ordersWritten += created.size;
     this.batchesWritten++;
     return n;
+  }
+
+  /** Fault injection for crash tests only (see config.ts); logged so that a stray setting shows. */
+  private async testPause(at: string, ms: number, entries: number): Promise<void> {
+    this.log.warn({ at, ms, entries }, 'order writer: TEST fault-injection pause');
+    await sleep(ms);
   }
 
   private async claim(streams: string[]): Promise<void> {

@@ -25,6 +25,7 @@ export interface NewSale {
 export class SaleService {
   private readonly sales = new Map<string, Sale>();
   private readonly misses = new Map<string, number>();
+  private readonly reloads = new Map<string, Promise<void>>();
   signals: SaleSignals | null = null;
 
   constructor(
@@ -65,10 +66,28 @@ export class SaleService {
     return found;
   }
 
-  /** Read a sale again from the database (a signal said it changed). */
+  /**
+   * Read a sale again from the database (a signal said it changed). One reload at a time per
+   * sale, in the order asked: an older read whose engine load is slow (a rebuild waiting for
+   * another process's lock) must not land after a newer one (e.g. a stale `paused`).
+   */
   async reload(saleId: string): Promise<void> {
-    const sale = await this.repo.getSale(saleId);
-    if (sale) await this.adopt(sale);
+    await this.inTurn(saleId, async () => {
+      const sale = await this.repo.getSale(saleId);
+      if (sale) await this.adopt(sale);
+    });
+  }
+
+  /** Run `step` after this sale's earlier reloads and changes (one at a time per sale, in order). */
+  private async inTurn<T>(saleId: string, step: () => Promise<T>): Promise<T> {
+    const run = (this.reloads.get(saleId) ?? Promise.resolve()).catch(() => undefined).then(step);
+    const next = run.then(() => undefined, () => undefined); // the queue goes on after a failure
+    this.reloads.set(saleId, next);
+    try {
+      return await run;
+    } finally {
+      if (this.reloads.get(saleId) === next) this.reloads.delete(saleId);
+    }
   }
 
   all(): Sale[] {
@@ -100,11 +119,25 @@ export class SaleService {
     return sale;
   }
 
-  async setPaused(saleId: string, paused: boolean): Promise<Sale> {
+  /**
+   * In turn with the reloads: a reload that read the database before this change (say, on the
+   * signal of the sale's creation) would otherwise land after it and undo `paused` here.
+   */
+  setPaused(saleId: string, paused: boolean): Promise<Sale> {
+    return this.inTurn(saleId, () => this.applyPaused(saleId, paused));
+  }
+
+  private async applyPaused(saleId: string, paused: boolean): Promise<Sale> {
     const sale = this.sales.get(saleId);
     if (!sale) throw new SeckillError('not_found', 'No such sale.');
     await this.repo.setPaused(saleId, paused);
-    await this.engine.setPaused(saleId, paused);
+    try {
+      await this.engine.setPaused(saleId, paused);
+    } catch (err) {
+      // The engine is unreachable (503 busy): undo the database's half, so that nothing changed.
+      await this.repo.setPaused(saleId, sale.paused).catch(() => undefined);
+      throw err;
+    }
     sale.paused = paused;
     this.signals?.saleChanged(saleId);
     return sale;

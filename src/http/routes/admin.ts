@@ -53,10 +53,11 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
 
     app.get('/api/admin/sales/:saleId', { schema: { params: SaleIdParams } }, async (req) => {
       const sale = (await find(req.params.saleId));
-      const [t, available, pendingWrites] = await Promise.all([
+      const [t, available, pendingWrites, requests] = await Promise.all([
         s.repo.totals(sale.id),
         s.engine.availableNow(sale.id),
         s.engine.pendingWrites(sale.id),
+        s.metrics.allSaleRequests(sale.id),
       ]);
       return {
         sale: view(sale),
@@ -66,7 +67,8 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
           available,
           // Distributed mode: decided orders not yet copied to PostgreSQL (the totals above lag by these).
           pendingWrites,
-          requests: s.metrics.saleRequests(sale.id),
+          // Buy outcomes over all processes (distributed: each adds its counts every SECKILL_STATS_FLUSH_MS).
+          requests,
         },
       };
     });

@@ -125,6 +125,7 @@ function streamOrderEvents(s: Services, orderId: string, current: Order, req: Fa
   s.orders.events.on(orderId, listener);
   req.raw.on('close', cleanup);
   if (send(current)) cleanup();
-  // A change between the read and the subscription is caught by re-reading once.
-  else void s.repo.getOrder(orderId).then((o) => o && listener(o)).catch(() => cleanup());
+  // A change between the read and the subscription is caught by re-reading once, from the engine:
+  // its status is the authoritative one (the database of record may lag it in distributed mode).
+  else void s.engine.getOrder(orderId).then((o) => o && listener(o)).catch(() => cleanup());
 }

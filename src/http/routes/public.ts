@@ -5,6 +5,11 @@ import { refuse } from '../errors.js';
 import { SaleIdParams } from '../schemas.js';
 
 export function publicRoutes(s: Services): FastifyPluginAsyncTypebox {
+  // Units left as this process knows them. The sold-out flag counts too: distributed, it comes at
+  // once from the process that sold the last unit (pub/sub), while the engine's local figure only
+  // follows at its next refresh; buys are already refused by that flag, the status must agree.
+  const left = (saleId: string) => (s.refusals.isSoldOut(saleId) ? 0 : s.engine.available(saleId));
+
   return async (app) => {
     app.get('/api/time', async (_req, reply) => {
       reply.header('cache-control', 'no-store');
@@ -17,7 +22,7 @@ export function publicRoutes(s: Services): FastifyPluginAsyncTypebox {
       const sales = s.sales
         .all()
         .filter((sale) => sale.endsAt === null || sale.endsAt > now)
-        .map((sale) => salePublic(sale, now, s.engine.available(sale.id)));
+        .map((sale) => salePublic(sale, now, left(sale.id)));
       return { sales };
     });
 
@@ -25,7 +30,7 @@ export function publicRoutes(s: Services): FastifyPluginAsyncTypebox {
       const sale = s.sales.get(req.params.saleId) ?? (await s.sales.find(req.params.saleId));
       if (!sale) return refuse(req, reply, 'not_found');
       reply.header('cache-control', 'public, max-age=1');
-      return salePublic(sale, Date.now(), s.engine.available(sale.id));
+      return salePublic(sale, Date.now(), left(sale.id));
     });
   };
 }

@@ -1,0 +1,76 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { SeckillError } from '../../domain/errors.js';
+import { iso, saleAdmin } from '../../domain/sale.js';
+import { Auth, signUserToken } from '../../gateway/auth.js';
+import type { Services } from '../../services.js';
+import { SaleIdParams } from '../schemas.js';
+
+// The two API routes that exist for the pages: the dashboard's live figures and the demo sign-in.
+
+const LiveQuery = Type.Object(
+  // Epoch seconds: only the points after it are sent (the dashboard asks for what it lacks).
+  { since: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$' })) },
+  { additionalProperties: false },
+);
+
+/** `GET /api/admin/sales/:saleId/live`: the sale's figures now and per second over the last 5 minutes. */
+export function liveRoutes(s: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.addHook('onRequest', async (req) => {
+      s.auth.requireAdmin(Auth.bearer(req.headers.authorization));
+    });
+
+    app.get('/api/admin/sales/:saleId/live', { schema: { params: SaleIdParams, querystring: LiveQuery } }, async (req, reply) => {
+      const sale = s.sales.get(req.params.saleId) ?? (await s.sales.find(req.params.saleId));
+      if (!sale) throw new SeckillError('not_found', 'No such sale.');
+      const [totals, available, pendingWrites, requests] = await Promise.all([
+        s.repo.totals(sale.id),
+        s.engine.availableNow(sale.id),
+        s.engine.pendingWrites(sale.id),
+        s.metrics.allSaleRequests(sale.id),
+      ]);
+      const now = Date.now();
+      reply.header('cache-control', 'no-store');
+      return {
+        sale: saleAdmin(sale, now, s.engine.available(sale.id)),
+        serverTime: iso(now),
+        stats: { stock: sale.stock, ...totals, available, pendingWrites, requests },
+        writer: { ordersWritten: s.writer.ordersWritten, backlog: s.writer.backlog },
+        soldOutAt: iso(s.metrics.live.soldOutAt(sale.id, available)),
+        // Per-second series of this process (distributed mode: of the process that answers).
+        series: s.metrics.live.series(sale.id, now, req.query.since === undefined ? 0 : Number(req.query.since)),
+      };
+    });
+  };
+}
+
+const DemoTokenBody = Type.Object(
+  {
+    // A display name: letters, digits, spaces inside, and . _ @ -
+    userId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\p{L}\\p{N}_.@-](?:[\\p{L}\\p{N} _.@-]*[\\p{L}\\p{N}_.@-])?$' }),
+  },
+  { additionalProperties: false },
+);
+
+const DEMO_TOKEN_TTL_SECONDS = 8 * 3600;
+
+/**
+ * `POST /api/demo/token {userId}` → `{token, userId, expiresAt}`: the sale page's demo sign-in.
+ * Registered only in demo mode (seckill generated its own user secret); otherwise the route does not
+ * exist and the shop's own login issues the tokens.
+ */
+export function demoRoutes(s: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post('/api/demo/token', { schema: { body: DemoTokenBody } }, async (req, reply) => {
+      const { userId } = req.body;
+      await s.userLimit.take(userId);
+      reply.header('cache-control', 'no-store');
+      return {
+        token: signUserToken(s.secrets.userSecret, userId, DEMO_TOKEN_TTL_SECONDS),
+        userId,
+        expiresAt: iso(Date.now() + DEMO_TOKEN_TTL_SECONDS * 1000),
+      };
+    });
+  };
+}

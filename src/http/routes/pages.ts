@@ -1,0 +1,181 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../../services.js';
+import { demoRoutes, liveRoutes } from './page-api.js';
+
+/**
+ * The pages: `/` (sales), `/sales/:saleId` (the sale page) and `/admin` (the operators'
+ * dashboard), plus the two API routes only they need (page-api.ts).
+ *
+ * Static edge: every file is read, fingerprinted and compressed once, at startup. Assets are served
+ * at `/assets/<name>.<hash>.<ext>` and cached for a year as immutable; the HTML pages name them by
+ * those paths and are the same bytes for every user and every moment (the user and the clock live
+ * in the browser), so a CDN may keep them too, for a minute. Everything that changes comes from
+ * the API: `/api/time` (never cached) and `/api/sales/:id` (cached ≤ 1 s).
+ */
+
+const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** Asset name → source file. */
+const ASSET_SOURCES: Record<string, string> = {
+  'sale.css': path.join(WEB_DIR, 'sale.css'),
+  'sale.js': path.join(WEB_DIR, 'sale.js'),
+  'index.js': path.join(WEB_DIR, 'index.js'),
+  'admin.css': path.join(WEB_DIR, 'admin.css'),
+  'admin.js': path.join(WEB_DIR, 'admin.js'),
+  // uPlot (MIT), the dashboard's charts: its browser build, as published.
+  'uplot.js': require.resolve('uplot/dist/uPlot.iife.min.js'),
+  'uplot.css': require.resolve('uplot/dist/uPlot.min.css'),
+};
+
+/** Page path → HTML template. */
+const PAGES = { index: 'index.html', sale: 'sale.html', admin: 'admin.html' } as const;
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+};
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+const PAGE_CACHE = 'public, max-age=60';
+
+/** No inline script or style anywhere: the pages run under a strict policy. */
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+interface Served {
+  body: Buffer;
+  gzip: Buffer | null;
+  br: Buffer | null;
+  type: string;
+  /** Of the identity bytes; the compressed variants add `-br` / `-gz` (a strong ETag per representation). */
+  etag: string;
+  cacheControl: string;
+  html: boolean;
+}
+
+function served(body: Buffer, type: string, cacheControl: string): Served {
+  const gzip = zlib.gzipSync(body, { level: 9 });
+  const br = zlib.brotliCompressSync(body, {
+    params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length },
+  });
+  return {
+    body,
+    gzip: gzip.length < body.length ? gzip : null,
+    br: br.length < body.length ? br : null,
+    type,
+    etag: crypto.createHash('sha256').update(body).digest('base64url').slice(0, 22),
+    cacheControl,
+    html: type.startsWith('text/html'),
+  };
+}
+
+/** The fingerprinted assets and the pages that name them, built once. */
+export interface WebBundle {
+  /** `/assets/…` file name → content. */
+  assets: Map<string, Served>;
+  /** Asset name (`sale.js`) → its public path (`/assets/sale.1a2b3c4d5e6f.js`). */
+  paths: Record<string, string>;
+  pages: Record<keyof typeof PAGES, Served>;
+}
+
+export function buildWebBundle(opts: { demo: boolean }): WebBundle {
+  const assets = new Map<string, Served>();
+  const paths: Record<string, string> = {};
+  for (const [name, file] of Object.entries(ASSET_SOURCES)) {
+    const body = fs.readFileSync(file);
+    const hash = crypto.createHash('sha256').update(body).digest('hex').slice(0, 12);
+    const ext = path.extname(name);
+    const fileName = `${path.basename(name, ext)}.${hash}${ext}`;
+    assets.set(fileName, served(body, TYPES[ext], IMMUTABLE));
+    paths[name] = `/assets/${fileName}`;
+  }
+  const page = (template: string): Served => {
+    const html = fs.readFileSync(path.join(WEB_DIR, template), 'utf8')
+      .replace(/\{\{asset ([\w.-]+)\}\}/g, (_m, name: string) => {
+        const p = paths[name];
+        if (!p) throw new Error(`${template} names an unknown asset: ${name}`);
+        return p;
+      })
+      // A property of the deployment, the same for everyone: not user- or time-specific.
+      .replace(/\{\{demo\}\}/g, opts.demo ? 'on' : 'off');
+    return served(Buffer.from(html), TYPES['.html'], PAGE_CACHE);
+  };
+  return {
+    assets,
+    paths,
+    pages: { index: page(PAGES.index), sale: page(PAGES.sale), admin: page(PAGES.admin) },
+  };
+}
+
+function send(req: FastifyRequest, reply: FastifyReply, f: Served): FastifyReply {
+  const accepts = String(req.headers['accept-encoding'] ?? '');
+  const [body, encoding, tag] =
+    f.br && /\bbr\b/.test(accepts) ? [f.br, 'br', `"${f.etag}-br"`]
+    : f.gzip && /\bgzip\b/.test(accepts) ? [f.gzip, 'gzip', `"${f.etag}-gz"`]
+    : [f.body, null, `"${f.etag}"`];
+  reply
+    .header('cache-control', f.cacheControl)
+    .header('etag', tag)
+    .header('vary', 'accept-encoding')
+    .header('x-content-type-options', 'nosniff');
+  if (f.html) {
+    reply
+      .header('content-security-policy', CSP)
+      .header('referrer-policy', 'no-referrer')
+      .header('x-frame-options', 'DENY');
+  }
+  if (etagMatches(req.headers['if-none-match'], tag)) return reply.code(304).send();
+  reply.type(f.type);
+  if (encoding) reply.header('content-encoding', encoding);
+  return reply.send(body);
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.trim() === '*' || header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+const SALE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const ASSET_NAME = /^[a-z]+\.[0-9a-f]{12}\.(?:js|css)$/;
+
+export function pagesRoutes(s: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const web = buildWebBundle({ demo: s.secrets.demo });
+
+    app.get('/', async (req, reply) => send(req, reply, web.pages.index));
+    app.get('/admin', async (req, reply) => send(req, reply, web.pages.admin));
+    // One page for every sale: the script reads the id from the address.
+    app.get('/sales/:saleId', async (req, reply) => {
+      const { saleId } = req.params as { saleId: string };
+      if (!SALE_ID.test(saleId)) return reply.callNotFound();
+      return send(req, reply, web.pages.sale);
+    });
+    app.get('/assets/:file', async (req, reply) => {
+      const { file } = req.params as { file: string };
+      const asset = ASSET_NAME.test(file) ? web.assets.get(file) : undefined;
+      if (!asset) return reply.callNotFound();
+      return send(req, reply, asset);
+    });
+
+    app.register(liveRoutes(s));
+    if (s.secrets.demo) app.register(demoRoutes(s));
+  };
+}
