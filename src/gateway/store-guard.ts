@@ -8,7 +8,7 @@ import type { Breaker } from './breaker.js';
  * waiting on timeouts. Other members pass through untouched; methods run on the store itself.
  */
 export function guardStore<T extends object>(store: T, breaker: Breaker, methods: ReadonlyArray<keyof T>, what: string): T {
-  const guarded = new Set<PropertyKey>(methods as PropertyKey[]);
+  const guarded = new Set<PropertyKey>(methods as ReadonlyArray<PropertyKey>);
   return new Proxy(store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
