@@ -45,6 +45,16 @@ const EnvSchema = Type.Object({
   SECKILL_TEST_WRITER_PAUSE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
   /** TEST-ONLY fault injection, like the above: the wait between reading a batch and its commit. */
   SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
+  /** Load shedding: buys get 503 busy while the event loop lags more than this (ms); 0 = off. */
+  SECKILL_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 200 }),
+  /** Load shedding: buys get 503 busy while the heap is over this (MB); 0 = off. */
+  SECKILL_MAX_HEAP_MB: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 3072 }),
+  /** Load shedding: buys get 503 busy while more decided orders than this wait for the database. */
+  SECKILL_MAX_WRITER_BACKLOG: Type.Integer({ minimum: 0, maximum: 100_000_000, default: 200_000 }),
+  /** Open order-event streams (SSE) one user may hold at once. */
+  SECKILL_SSE_PER_USER: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+  /** When set, user tokens must carry this `aud` claim. */
+  SECKILL_TOKEN_AUDIENCE: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   /** Create a demo sale on the first start of an empty data dir. */
   SECKILL_DEMO_SALE: Flag(true),
 });
@@ -72,6 +82,11 @@ export interface Config {
   claimIdleMs: number;
   pgPool: number;
   statsFlushMs: number;
+  maxEventLoopDelayMs: number;
+  maxHeapMb: number;
+  maxWriterBacklog: number;
+  ssePerUser: number;
+  tokenAudience?: string;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_MS): pause between commit and XACK. */
   testWriterPauseMs: number;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS): pause between read and commit. */
@@ -102,6 +117,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     claimIdleMs: e.SECKILL_CLAIM_IDLE_MS,
     pgPool: e.SECKILL_PG_POOL,
     statsFlushMs: e.SECKILL_STATS_FLUSH_MS,
+    maxEventLoopDelayMs: e.SECKILL_MAX_EVENT_LOOP_DELAY_MS,
+    maxHeapMb: e.SECKILL_MAX_HEAP_MB,
+    maxWriterBacklog: e.SECKILL_MAX_WRITER_BACKLOG,
+    ssePerUser: e.SECKILL_SSE_PER_USER,
+    tokenAudience: e.SECKILL_TOKEN_AUDIENCE,
     testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
     testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
   };

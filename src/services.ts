@@ -6,7 +6,11 @@ import { checkPersistence, connectRedis, redisConnection } from './engine/redis-
 import { RedisStockEngine } from './engine/redis-engine.js';
 import { RedisKeys } from './engine/redis-keys.js';
 import type { StockEngine } from './engine/stock-engine.js';
+import { SeckillError } from './domain/errors.js';
 import { Auth } from './gateway/auth.js';
+import { Breaker } from './gateway/breaker.js';
+import { guardStore } from './gateway/store-guard.js';
+import { Switches, type SwitchValues } from './gateway/switches.js';
 import { LocalRefusals } from './gateway/local-refusals.js';
 import { RateLimit } from './gateway/rate-limit.js';
 import { LocalSignals, RedisSignals, type SaleSignals } from './gateway/signals.js';
@@ -48,6 +52,12 @@ export interface Services {
   ipLimit: RateLimit;
   userLimit: RateLimit;
   metrics: Metrics;
+  /** Operators' switches: refuse every buy, degraded (no SSE). */
+  switches: Switches;
+  /** Set switches here and on every other process. */
+  setSwitches(values: Partial<SwitchValues>): Promise<SwitchValues>;
+  /** One circuit breaker per backing store that can be down. */
+  breakers: Breaker[];
   /** Checks of the backing stores, for /readyz. */
   ping(): Promise<Record<string, string>>;
   close(): Promise<void>;
@@ -76,19 +86,25 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   let redis: Redis | null = null;
   let keys: RedisKeys | null = null;
   let redisSignals: RedisSignals | null = null;
+  const switches = new Switches();
+  const breakers: Breaker[] = [];
+  let pgRepo: PgOrderRepository | null = null;
 
   if (mode === 'embedded') {
     repo = new SqliteOrderRepository(config.dataDir, config.sqliteSync);
   } else {
-    const pg = new PgOrderRepository(config.databaseUrl!, config.pgPool);
-    await pg.init();
-    repo = pg;
+    pgRepo = new PgOrderRepository(config.databaseUrl!, config.pgPool);
+    await pgRepo.init();
+    // PostgreSQL down or slow: 503 busy at once while its breaker is open, never a hang.
+    const dbBreaker = new Breaker('database');
+    breakers.push(dbBreaker);
+    repo = guardStore<OrderRepository>(pgRepo, dbBreaker, ['loadSales', 'getSale', 'insertSale', 'setPaused', 'insertOrders', 'getOrder', 'ordersOfUser', 'listOrders', 'holdings', 'totals', 'transition', 'dueForExpiry'], 'database');
   }
   pings.database = () => repo.ping();
 
   let streamWriter: StreamOrderWriter | null = null;
   if (mode === 'distributed') {
-    const pg = repo as PgOrderRepository;
+    const pg = pgRepo!;
     keys = new RedisKeys(config.redisPrefix);
     redis = redisConnection(config.redisUrl!);
     const blocking = redisConnection(config.redisUrl!, { commandTimeout: 5000 });
@@ -101,7 +117,10 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       if (available <= 0) refusals.markSoldOut(saleId);
       else refusals.clearSoldOut(saleId);
     };
-    engine = redisEngine;
+    // Redis down: buys get 503 busy at once while its breaker is open; it probes and closes by itself.
+    const redisBreaker = new Breaker('stock service');
+    breakers.push(redisBreaker);
+    engine = guardStore<StockEngine>(redisEngine, redisBreaker, ['reserve', 'transition', 'getOrder', 'setPaused', 'availableNow', 'pendingWrites'], 'stock service');
     userLimit = new RateLimit(config.ratePerUser, { redis, keyPrefix: keys.rateLimitPrefix() });
     streamWriter = new StreamOrderWriter(blocking, keys, pg, () => sales.all().map((s) => s.id), {
       batch: config.writerBatch,
@@ -128,6 +147,12 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   sales.signals = signals;
   await sales.loadAll();
   if (engine instanceof RedisStockEngine) engine.startRefresh();
+  if (redis && keys) {
+    // Switches set before this process started, and those set on other processes from now on.
+    const stored = await redis.hgetall(keys.switches());
+    switches.set({ refuseBuys: stored.refuseBuys === '1', degraded: stored.degraded === '1' });
+    redisSignals!.onSwitches = (v) => switches.set(v);
+  }
   streamWriter?.start();
 
   const orders = new OrderService(repo, engine, { onRelease: (s, u) => signals.released(s, u), onChange: (o) => signals.orderChanged(o) }, log);
@@ -139,6 +164,8 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     totals: async () => Promise.all(sales.all().map(async (s) => [s.id, { ...(await repo.totals(s.id)) }] as [string, Record<string, number>])),
     writerBacklog: () => writer.backlog,
     ordersWritten: () => writer.ordersWritten,
+    switches: () => ({ ...switches.values() }),
+    breakers: () => breakers.map((b) => [b.name, b.state]),
   });
   // Distributed: the admin stats' request counts are summed over every process, through Redis.
   if (redis && keys) {
@@ -160,10 +187,25 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     sales,
     orders,
     sweeper,
-    auth: new Auth(secrets.userSecret, secrets.adminKey),
+    auth: new Auth(secrets.userSecret, secrets.adminKey, config.tokenAudience),
     ipLimit: new RateLimit(config.ratePerIp),
     userLimit,
     metrics,
+    switches,
+    breakers,
+    async setSwitches(values) {
+      const v = switches.set(values);
+      if (redis && keys) {
+        try {
+          await redis.hset(keys.switches(), { refuseBuys: v.refuseBuys ? '1' : '0', degraded: v.degraded ? '1' : '0' });
+        } catch (err) {
+          throw new SeckillError('busy', 'The switches could not be shared with the other processes; try again.', 1, err);
+        }
+        signals.switchesChanged(v);
+      }
+      log.warn({ switches: v }, 'operator switches changed');
+      return v;
+    },
     async ping() {
       const checks: Record<string, string> = {};
       for (const [name, check] of Object.entries(pings)) {

@@ -44,6 +44,11 @@ export class RedisKeys {
     return `${this.prefix}:signals`;
   }
 
+  /** Hash: the operators' switches (refuseBuys, degraded), for processes that start later. */
+  switches(): string {
+    return `${this.prefix}:switches`;
+  }
+
   rateLimitPrefix(): string {
     return `${this.prefix}:rl`;
   }

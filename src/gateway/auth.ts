@@ -14,11 +14,13 @@ export class Auth {
   private readonly verify: (token: string) => { sub?: unknown };
   private readonly adminDigest: Buffer;
 
-  constructor(userSecret: string, adminKey: string) {
+  constructor(userSecret: string, adminKey: string, audience?: string) {
     this.verify = createVerifier({
       key: userSecret,
       algorithms: ['HS256'],
-      requiredClaims: ['sub'],
+      // With an audience configured, a token minted for another service is refused.
+      requiredClaims: audience ? ['sub', 'aud'] : ['sub'],
+      ...(audience ? { allowedAud: audience } : {}),
       // Verified tokens are cached (until their exp), so a retrying buyer costs no HMAC.
       cache: 10_000,
     }) as (token: string) => { sub?: unknown };

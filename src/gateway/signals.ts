@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Order } from '../domain/order.js';
 import type { LocalRefusals } from './local-refusals.js';
+import type { SwitchValues } from './switches.js';
 
 /**
  * What one process learns that every process should: a sale sold out, stock came back (for a
@@ -15,6 +16,8 @@ export interface SaleSignals {
   saleChanged(saleId: string): void;
   /** After this process emitted the change locally: tell the other processes. */
   orderChanged(order: Order): void;
+  /** An operator flipped a switch here: every process applies it. */
+  switchesChanged(values: SwitchValues): void;
   close(): Promise<void>;
 }
 
@@ -28,6 +31,7 @@ export class LocalSignals implements SaleSignals {
   }
   saleChanged(): void {}
   orderChanged(): void {}
+  switchesChanged(): void {}
   async close(): Promise<void> {}
 }
 
@@ -35,7 +39,8 @@ type Message =
   | { t: 'soldout'; s: string }
   | { t: 'released'; s: string; u: string }
   | { t: 'sale'; s: string }
-  | { t: 'order'; o: Order; from: string };
+  | { t: 'order'; o: Order; from: string }
+  | { t: 'switches'; v: SwitchValues };
 
 /**
  * Signals over Redis pub/sub. Each is applied locally at once and published; every process
@@ -47,6 +52,8 @@ export class RedisSignals implements SaleSignals {
   private readonly id = crypto.randomBytes(8).toString('hex');
   /** An order changed status in another process. */
   onOrderChanged: (order: Order) => void = () => undefined;
+  /** An operator changed a switch on some process. */
+  onSwitches: (values: SwitchValues) => void = () => undefined;
 
   constructor(
     private readonly pub: Redis,
@@ -81,6 +88,10 @@ export class RedisSignals implements SaleSignals {
     this.publish({ t: 'order', o: order, from: this.id });
   }
 
+  switchesChanged(values: SwitchValues): void {
+    this.publish({ t: 'switches', v: values });
+  }
+
   private publish(m: Message): void {
     this.pub.publish(this.channel, JSON.stringify(m)).catch((err: unknown) => this.log.warn({ err }, 'signal not published'));
   }
@@ -96,6 +107,7 @@ export class RedisSignals implements SaleSignals {
     else if (m.t === 'released') this.refusals.released(m.s, m.u);
     else if (m.t === 'sale') this.onSaleChanged(m.s).catch((err: unknown) => this.log.warn({ err, saleId: m.s }, 'sale reload failed'));
     else if (m.t === 'order' && m.from !== this.id) this.onOrderChanged(m.o);
+    else if (m.t === 'switches') this.onSwitches(m.v);
   }
 
   async close(): Promise<void> {

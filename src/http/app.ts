@@ -8,6 +8,7 @@ import { opsRoutes } from './routes/ops.js';
 import { pagesRoutes } from './routes/pages.js';
 import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
+import { registerShedding } from './shedding.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -67,6 +68,7 @@ export function buildApp(services: Services): App {
     }
   });
 
+  registerShedding(app, services);
   app.register(publicRoutes(services));
   app.register(buyingRoutes(services));
   app.register(adminRoutes(services));

@@ -11,6 +11,10 @@ export interface MetricsSources {
   writerBacklog(): number;
   /** Orders the order writer has committed since the start (for the dashboard's orders per second). */
   ordersWritten(): number;
+  /** Operators' switches, on = 1. */
+  switches?(): Record<string, boolean>;
+  /** Circuit breakers of the backing stores: name → closed | open | half-open. */
+  breakers?(): Array<[string, string]>;
 }
 
 type Counts = Record<string, number>;
@@ -51,6 +55,9 @@ export class Metrics {
   readonly registry = new client.Registry();
   readonly requests: client.Counter<'route' | 'outcome'>;
   readonly reservations: client.Counter<'sale'>;
+  private readonly shedTotal: client.Counter<'reason'>;
+  /** Load-shedding inputs (set by the HTTP layer, which measures them). */
+  pressure: () => { eventLoopDelayMs: number; heapUsedBytes: number } = () => ({ eventLoopDelayMs: 0, heapUsedBytes: 0 });
   /** Per-second figures of the last five minutes, for the operators' dashboard. */
   readonly live: LiveStats;
   /** Buy outcomes per sale, for GET /api/admin/sales/:id. */
@@ -103,6 +110,39 @@ export class Metrics {
         for (const [sale, t] of totals) for (const [status, n] of Object.entries(t)) this.set({ sale, status }, n);
       },
     });
+    this.shedTotal = new client.Counter({
+      name: 'seckill_shed_total',
+      help: 'Buy requests refused with 503 busy by load shedding, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    new client.Gauge({
+      name: 'seckill_switch',
+      help: "Operators' switches (1 = on): refuseBuys, degraded",
+      labelNames: ['name'],
+      registers,
+      collect() {
+        for (const [name, on] of Object.entries(sources.switches?.() ?? {})) this.set({ name }, on ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'seckill_breaker_open',
+      help: 'Circuit breaker of a backing store: 0 closed, 0.5 half-open (probing), 1 open',
+      labelNames: ['store'],
+      registers,
+      collect() {
+        for (const [store, state] of sources.breakers?.() ?? []) this.set({ store }, state === 'open' ? 1 : state === 'half-open' ? 0.5 : 0);
+      },
+    });
+    const pressure = () => this.pressure();
+    new client.Gauge({
+      name: 'seckill_pressure_event_loop_delay_ms',
+      help: 'Event-loop delay as load shedding sees it',
+      registers,
+      collect() {
+        this.set(pressure().eventLoopDelayMs);
+      },
+    });
     new client.Gauge({
       name: 'seckill_writer_backlog',
       help: 'Reservations waiting for their group commit',
@@ -111,6 +151,10 @@ export class Metrics {
         this.set(sources.writerBacklog());
       },
     });
+  }
+
+  shed(reason: string): void {
+    this.shedTotal.inc({ reason });
   }
 
   /** One answered buy request; with its latency, it also goes into the dashboard's live figures. */

@@ -44,6 +44,11 @@ export const CreateSaleBody = Type.Object(
   strict,
 );
 
+export const SwitchesBody = Type.Object(
+  { refuseBuys: Type.Optional(Type.Boolean()), degraded: Type.Optional(Type.Boolean()) },
+  strict,
+);
+
 export const OrderStatusSchema = Type.Union([
   Type.Literal('reserved'),
   Type.Literal('paid'),

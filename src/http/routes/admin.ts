@@ -5,7 +5,7 @@ import { orderJson, type Order } from '../../domain/order.js';
 import { saleAdmin, type Sale } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
 import type { Services } from '../../services.js';
-import { CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdParams } from '../schemas.js';
+import { CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdParams, SwitchesBody } from '../schemas.js';
 
 const CSV_COLUMNS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt'] as const;
 
@@ -48,6 +48,10 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
       reply.code(201);
       return view(sale);
     });
+
+    // Operators' switches: refuse every buy (503 busy), degraded mode (order status by polling only).
+    app.get('/api/admin/switches', async () => s.switches.values());
+    app.post('/api/admin/switches', { schema: { body: SwitchesBody } }, async (req) => s.setSwitches(req.body));
 
     app.get('/api/admin/sales', async () => ({ sales: s.sales.all().map(view) }));
 

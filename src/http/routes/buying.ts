@@ -20,9 +20,12 @@ function windowRefusal(sale: Sale, now: number): ErrorCode | null {
 
 export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
+  /** Open order-event streams per user. */
+  const openStreams = new Map<string, number>();
 
   return async (app) => {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
+      if (s.switches.refuseBuys) return refuse(req, reply, 'busy', 5);
       const sale = s.sales.get(req.params.saleId) ?? (await s.sales.find(req.params.saleId));
       if (!sale) return refuse(req, reply, 'not_found');
       const closed = windowRefusal(sale, Date.now());
@@ -34,6 +37,8 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
     });
 
     app.post('/api/sales/:saleId/buy/:path', { schema: { params: BuyParams, body: BuyBody } }, async (req, reply) => {
+      // The operators' "refuse all buys" switch: nothing is looked at, nothing changes.
+      if (s.switches.refuseBuys) return refuse(req, reply, 'busy', 5);
       const { saleId, path } = req.params;
       const sale = s.sales.get(saleId) ?? (await s.sales.find(saleId));
       if (!sale) return refuse(req, reply, 'not_found');
@@ -87,8 +92,22 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get('/api/orders/:orderId/events', { schema: { params: OrderIdParams, querystring: EventsQuery } }, async (req, reply) => {
       // EventSource cannot send headers, so the token may also come as ?access_token=.
       const actor: Actor = s.auth.identify(bearer(req) ?? req.query.access_token ?? null);
+      if (s.switches.degraded) {
+        throw new SeckillError('busy', 'Degraded mode: order status by polling GET /api/orders/:orderId only.', 5);
+      }
       const { orderId } = req.params;
-      streamOrderEvents(s, orderId, await s.orders.get(orderId, actor), req, reply);
+      const order = await s.orders.get(orderId, actor);
+      // Each open stream holds a connection: a user may keep only a few at once.
+      const holder = actor.kind === 'user' ? actor.userId : '';
+      if (holder && (openStreams.get(holder) ?? 0) >= s.config.ssePerUser) {
+        throw new SeckillError('rate_limited', 'Too many open order streams for this user.', 5);
+      }
+      if (holder) openStreams.set(holder, (openStreams.get(holder) ?? 0) + 1);
+      streamOrderEvents(s, orderId, order, req, reply, () => {
+        const n = (openStreams.get(holder) ?? 1) - 1;
+        if (n > 0) openStreams.set(holder, n);
+        else openStreams.delete(holder);
+      });
     });
   };
 }
@@ -96,7 +115,7 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
 const TERMINAL = new Set(['paid', 'expired', 'cancelled']);
 
 /** Server-sent events: the current state at once, then one event per change; ends at a final state. */
-function streamOrderEvents(s: Services, orderId: string, current: Order, req: FastifyRequest, reply: FastifyReply): void {
+function streamOrderEvents(s: Services, orderId: string, current: Order, req: FastifyRequest, reply: FastifyReply, closed: () => void): void {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -117,7 +136,11 @@ function streamOrderEvents(s: Services, orderId: string, current: Order, req: Fa
   const listener = (o: Order) => {
     if (send(o)) cleanup();
   };
+  let done = false;
   const cleanup = () => {
+    if (done) return;
+    done = true;
+    closed();
     clearInterval(heartbeat);
     s.orders.events.off(orderId, listener);
     if (!raw.writableEnded) raw.end();

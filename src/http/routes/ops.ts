@@ -7,9 +7,23 @@ export function opsRoutes(s: Services): FastifyPluginAsyncTypebox {
 
     app.get('/readyz', async (_req, reply) => {
       const checks = await s.ping();
+      for (const b of s.breakers) checks[`breaker ${b.name}`] = b.state === 'closed' ? 'ok' : b.state;
       const ready = Object.values(checks).every((v) => v === 'ok');
       reply.code(ready ? 200 : 503).header('cache-control', 'no-store');
-      return { status: ready ? 'ok' : 'unavailable', checks };
+      const p = s.metrics.pressure();
+      return {
+        status: ready ? 'ok' : 'unavailable',
+        checks,
+        pressure: {
+          eventLoopDelayMs: Number.isFinite(p.eventLoopDelayMs) ? p.eventLoopDelayMs : null,
+          maxEventLoopDelayMs: s.config.maxEventLoopDelayMs,
+          heapUsedMb: Math.round(p.heapUsedBytes / 1e6),
+          maxHeapMb: s.config.maxHeapMb,
+          writerBacklog: s.writer.backlog,
+          maxWriterBacklog: s.config.maxWriterBacklog,
+        },
+        switches: s.switches.values(),
+      };
     });
 
     app.get('/metrics', async (_req, reply) => {
