@@ -27,6 +27,14 @@ export function saleStatus(sale: Sale, now: number, available: number): SaleStat
   return 'live';
 }
 
+/** Refusals that only need public facts and the server clock; checked before any token work. */
+export function windowRefusal(sale: Sale, now: number): 'ended' | 'paused' | 'not_started' | null {
+  if (sale.endsAt !== null && now >= sale.endsAt) return 'ended';
+  if (sale.paused) return 'paused';
+  if (now < sale.startsAt) return 'not_started';
+  return null;
+}
+
 export function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Services } from '../services.js';
@@ -9,6 +10,7 @@ import { pagesRoutes } from './routes/pages.js';
 import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
 import { registerShedding } from './shedding.js';
+import { fastRefusal } from './fast-refusals.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,6 +31,11 @@ export function buildApp(services: Services): App {
     bodyLimit: 16 * 1024,
     trustProxy: false,
     return503OnClosing: true,
+    // Buys that cannot succeed (sold out, not started, over, paused) are answered before fastify.
+    serverFactory: (handler) =>
+      http.createServer((req, res) => {
+        if (!fastRefusal(services, req, res)) handler(req, res);
+      }),
     // The router's own refusals (an undecodable URL, a parameter over its 100-character limit)
     // would otherwise answer with fastify's body (and a 414), not the contract's error shape.
     frameworkErrors: (err, request, reply) => {
@@ -44,6 +51,13 @@ export function buildApp(services: Services): App {
   app.decorateRequest('outcome', '');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+
+  // Every answer (JSON, refusals, 404s, metrics) is served as its declared type, never sniffed.
+  // First hook, callback style and one constant header: no measurable cost on the buy path.
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.header('x-content-type-options', 'nosniff');
+    done();
+  });
 
   // Per-address limit on the API, before anything else is looked at.
   if (services.ipLimit.enabled) {

@@ -23,6 +23,7 @@ export interface OrderWriterOptions {
 export class OrderWriter {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private flushing = false;
   private closed = false;
   /** Reservations waiting for their commit. */
@@ -52,11 +53,19 @@ export class OrderWriter {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
       setImmediate(() => void this.flush());
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        void this.flush();
-      }, this.opts.groupCommitMs);
+    } else if (!this.timer && !this.immediate) {
+      if (this.opts.groupCommitMs === 0) {
+        // Commit at the end of this event-loop turn: the batch is whatever arrived in it.
+        this.immediate = setImmediate(() => {
+          this.immediate = null;
+          void this.flush();
+        });
+      } else {
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          void this.flush();
+        }, this.opts.groupCommitMs);
+      }
     }
   }
 

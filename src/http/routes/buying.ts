@@ -1,22 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SeckillError, type ErrorCode } from '../../domain/errors.js';
+import { SeckillError } from '../../domain/errors.js';
 import { orderJson, type Order } from '../../domain/order.js';
-import { iso, type Sale } from '../../domain/sale.js';
+import { iso, windowRefusal } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
 import { isOrderPath, orderPath } from '../../gateway/order-path.js';
 import type { Actor } from '../../orders/order-service.js';
 import type { Services } from '../../services.js';
 import { refuse } from '../errors.js';
 import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, SaleIdParams } from '../schemas.js';
-
-/** Refusals that only need public facts and the server clock; checked before any token work. */
-function windowRefusal(sale: Sale, now: number): ErrorCode | null {
-  if (sale.endsAt !== null && now >= sale.endsAt) return 'ended';
-  if (sale.paused) return 'paused';
-  if (now < sale.startsAt) return 'not_started';
-  return null;
-}
 
 export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
