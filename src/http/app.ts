@@ -75,7 +75,7 @@ export function buildApp(services: Services): App {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const outcome = request.outcome || (reply.statusCode < 400 ? 'ok' : String(reply.statusCode));
-    services.metrics.requests.inc({ route, outcome });
+    services.metrics.countRequest(route, outcome);
     if (route === BUY_ROUTE) {
       const saleId = (request.params as { saleId?: string }).saleId;
       if (saleId && services.sales.get(saleId)) services.metrics.countBuy(saleId, outcome, reply.elapsedTime);

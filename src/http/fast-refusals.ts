@@ -51,7 +51,7 @@ export function fastRefusal(s: Services, req: http.IncomingMessage, res: http.Se
   req.resume(); // drain the (small) body; keep-alive goes on
   res.writeHead(answer.status, answer.headers);
   res.end(answer.body);
-  s.metrics.countFast(route, code);
+  s.metrics.countRequest(route, code);
   if (route === BUY_ROUTE) s.metrics.countBuy(sale.id, code, 0);
   return true;
 }

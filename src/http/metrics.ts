@@ -56,8 +56,9 @@ export class Metrics {
   readonly requests: client.Counter<'route' | 'outcome'>;
   readonly reservations: client.Counter<'sale'>;
   private readonly shedTotal: client.Counter<'reason'>;
-  /** route \0 outcome → requests answered by the fast refusal path since the last scrape. */
+  /** route \0 outcome → requests answered since the last scrape. */
   private readonly fastCounts = new Map<string, number>();
+  private readonly reservedCounts = new Map<string, number>();
   /** Load-shedding inputs (set by the HTTP layer, which measures them). */
   pressure: () => { eventLoopDelayMs: number; heapUsedBytes: number } = () => ({ eventLoopDelayMs: 0, heapUsedBytes: 0 });
   /** Per-second figures of the last five minutes, for the operators' dashboard. */
@@ -81,7 +82,7 @@ export class Metrics {
       labelNames: ['route', 'outcome'],
       registers,
       collect() {
-        // Refusals answered before fastify are counted in a plain map and added here, at scrape time.
+        // Requests are counted in a plain map (countRequest) and added here, at scrape time.
         for (const [key, n] of fast) {
           const [route, outcome] = key.split('\0');
           this.inc({ route, outcome }, n);
@@ -89,11 +90,16 @@ export class Metrics {
         fast.clear();
       },
     });
+    const reserved = this.reservedCounts;
     this.reservations = new client.Counter({
       name: 'seckill_reservations_total',
       help: 'Reservations accepted (202) by sale',
       labelNames: ['sale'],
       registers,
+      collect() {
+        for (const [sale, n] of reserved) this.inc({ sale }, n);
+        reserved.clear();
+      },
     });
     new client.Gauge({
       name: 'seckill_stock_available',
@@ -164,8 +170,16 @@ export class Metrics {
     });
   }
 
-  /** A request answered before fastify (a pre-serialized refusal): counted with no label lookup. */
-  countFast(route: string, outcome: string): void {
+  /** A 202 of a sale: counted in a plain map, added to the counter at scrape time. */
+  countReservation(saleId: string): void {
+    this.reservedCounts.set(saleId, (this.reservedCounts.get(saleId) ?? 0) + 1);
+  }
+
+  /**
+   * One answered request by route and outcome. Counted in a plain map and added to the
+   * Prometheus counter at scrape time: no label hashing on the request path.
+   */
+  countRequest(route: string, outcome: string): void {
     const key = `${route}\0${outcome}`;
     this.fastCounts.set(key, (this.fastCounts.get(key) ?? 0) + 1);
   }
