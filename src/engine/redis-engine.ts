@@ -261,17 +261,27 @@ export class RedisStockEngine implements StockEngine {
   /** Keep the local view of every sale's stock fresh: other processes sell too. */
   startRefresh(intervalMs = 500): void {
     this.refresher = setInterval(() => {
-      for (const saleId of this.sales.keys()) void this.refresh(saleId).catch(() => undefined);
+      for (const [saleId, sale] of this.sales) {
+        void this.refresh(saleId)
+          .then(async (found) => {
+            // Redis lost this sale (restarted without its data): rebuild it now, rather than on the
+            // next buy — a sold-out flag may be keeping every buy from getting that far.
+            if (!found) await this.load(sale);
+          })
+          .catch(() => undefined);
+      }
     }, intervalMs);
     this.refresher.unref();
   }
 
-  private async refresh(saleId: string): Promise<void> {
+  /** Reads the sale's available stock from Redis; false when Redis has no stock record for it. */
+  private async refresh(saleId: string): Promise<boolean> {
     const v = await this.redis.hget(this.keys.sale(saleId), 'available');
-    if (v === null) return;
+    if (v === null) return false;
     const available = Number(v);
     this.availability.set(saleId, available);
     this.onAvailability(saleId, available);
+    return true;
   }
 
   async close(): Promise<void> {
