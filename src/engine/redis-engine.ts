@@ -8,6 +8,7 @@ import type { Sale } from '../domain/sale.js';
 import type { PgOrderRepository } from '../orders/pg-repository.js';
 import type { Transition } from '../orders/repository.js';
 import type { RedisKeys } from './redis-keys.js';
+import { backlogOf, writerGroupInfo } from './writer-group.js';
 import type { Refusal, ReserveResult, StockEngine } from './stock-engine.js';
 
 const REFUSALS: Record<number, Refusal> = { [-2]: 'paused', [-3]: 'not_started', [-4]: 'ended', [-5]: 'limit_reached', [-6]: 'sold_out' };
@@ -247,15 +248,10 @@ export class RedisStockEngine implements StockEngine {
   }
 
   async pendingWrites(saleId: string): Promise<number> {
-    const groups = (await this.redis.xinfo('GROUPS', this.keys.stream(saleId)).catch((err: unknown) => {
+    const info = await writerGroupInfo(this.redis, this.keys.stream(saleId), this.keys.writerGroup).catch((err: unknown) => {
       throw busy(err);
-    })) as Array<Array<string | number>>;
-    for (const g of groups) {
-      const f = new Map<string, string | number>();
-      for (let i = 0; i < g.length; i += 2) f.set(String(g[i]), g[i + 1]);
-      if (f.get('name') === this.keys.writerGroup) return Number(f.get('pending') ?? 0) + Number(f.get('lag') ?? 0);
-    }
-    return 0;
+    });
+    return backlogOf(info);
   }
 
   /** Keep the local view of every sale's stock fresh: other processes sell too. */

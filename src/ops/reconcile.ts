@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import type { Order } from '../domain/order.js';
 import { RedisStockEngine, parseStoredOrder } from '../engine/redis-engine.js';
 import type { RedisKeys } from '../engine/redis-keys.js';
+import { backlogOf, writerGroupInfo } from '../engine/writer-group.js';
 import type { PgOrderRepository } from '../orders/pg-repository.js';
 
 export interface ReconcileReport {
@@ -29,16 +30,10 @@ async function hscanAll(redis: Redis, key: string): Promise<Map<string, string>>
 
 async function pending(redis: Redis, keys: RedisKeys, saleId: string): Promise<number> {
   try {
-    const groups = (await redis.xinfo('GROUPS', keys.stream(saleId))) as Array<Array<string | number>>;
-    for (const g of groups) {
-      const f = new Map<string, string | number>();
-      for (let i = 0; i < g.length; i += 2) f.set(String(g[i]), g[i + 1]);
-      if (f.get('name') === keys.writerGroup) return Number(f.get('pending') ?? 0) + Number(f.get('lag') ?? 0);
-    }
+    return backlogOf(await writerGroupInfo(redis, keys.stream(saleId), keys.writerGroup));
   } catch {
-    // no stream: nothing pending
+    return 0; // no stream: nothing pending
   }
-  return 0;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Order } from '../domain/order.js';
 import { parseStoredOrder } from '../engine/redis-engine.js';
 import type { RedisKeys } from '../engine/redis-keys.js';
+import { backlogOf, writerGroupInfo } from '../engine/writer-group.js';
 import type { PgOrderRepository } from './pg-repository.js';
 
 type Entry = [id: string, fields: string[]];
@@ -83,6 +84,9 @@ export class StreamOrderWriter {
         const msg = String((err as Error).message);
         if (msg.includes('NOGROUP')) await this.createGroups();
         else this.log.warn({ err: msg }, 'order writer: will retry');
+        // While commits fail (the database down) the backlog grows: keep measuring it, so that
+        // load shedding (SECKILL_MAX_WRITER_BACKLOG) and /readyz see it.
+        await this.measureBacklog(this.saleIds().map((id) => this.keys.stream(id))).catch(() => undefined);
         recovering = true;
         await sleep(200);
       }
@@ -135,22 +139,19 @@ export class StreamOrderWriter {
 
   /** Drop entries every consumer acknowledged: below the oldest pending one, or below the last delivered. */
   private async trim(streams: string[]): Promise<void> {
-    let backlog = 0;
     for (const stream of streams) {
       const pending = (await this.redis.xpending(stream, this.keys.writerGroup)) as [number, string | null, string | null, unknown];
       let minId: string | null = pending[0] > 0 ? pending[1] : null;
-      if (!minId) {
-        const groups = (await this.redis.xinfo('GROUPS', stream)) as Array<Array<string | number>>;
-        for (const g of groups) {
-          const f = fieldMap(g.map(String));
-          if (f.get('name') === this.keys.writerGroup) {
-            minId = f.get('last-delivered-id') ?? null;
-            backlog += Number(f.get('lag') ?? 0);
-          }
-        }
-      } else backlog += pending[0];
+      if (!minId) minId = (await writerGroupInfo(this.redis, stream, this.keys.writerGroup))?.lastDeliveredId ?? null;
       if (minId && minId !== '0-0') await this.redis.xtrim(stream, 'MINID', minId);
     }
+    await this.measureBacklog(streams);
+  }
+
+  /** Entries not yet written: delivered but unacknowledged (pending) plus not yet delivered (lag). */
+  private async measureBacklog(streams: string[]): Promise<void> {
+    let backlog = 0;
+    for (const stream of streams) backlog += backlogOf(await writerGroupInfo(this.redis, stream, this.keys.writerGroup));
     this.backlog = backlog;
   }
 
