@@ -83,6 +83,11 @@ export class PgOrderRepository implements OrderRepository {
    */
   async applyBatch(created: Order[], changed: Order[]): Promise<void> {
     const c = await this.pool.connect();
+    // A checked-out client has no listener of its own: the server going away mid-transaction
+    // would emit an unhandled 'error' and end the process. The failed query rejects anyway.
+    const onError = () => undefined;
+    c.on('error', onError);
+    let failed: Error | undefined;
     try {
       await c.query('BEGIN');
       if (created.length > 0) await c.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(created));
@@ -96,10 +101,13 @@ export class PgOrderRepository implements OrderRepository {
       }
       await c.query('COMMIT');
     } catch (err) {
+      failed = err as Error;
       await c.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      c.release();
+      c.off('error', onError);
+      // A client whose transaction failed may hold a dead connection: destroyed, not pooled again.
+      c.release(failed);
     }
   }
 
