@@ -61,7 +61,8 @@ test('kill -9 one of three seckill processes under load, three rounds: every 202
     return;
   }
   const started = Date.now();
-  const STOCK = 10_000;
+  // Large enough never to sell out in three rounds: "the others kept selling" needs stock left.
+  const STOCK = 1_000_000;
   const cluster = new FaultCluster({ processes: 3 });
   try {
     await cluster.start();
@@ -123,7 +124,8 @@ test('kill -9 an order writer between its PostgreSQL commit and its XACK: peers 
     return;
   }
   const started = Date.now();
-  const STOCK = 10_000;
+  // Large enough never to sell out in three rounds: "the others kept selling" needs stock left.
+  const STOCK = 1_000_000;
   const cluster = new FaultCluster({ processes: 2 });
   const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 });
   try {
