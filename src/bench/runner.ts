@@ -2,6 +2,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RedisKeys } from '../engine/redis-keys.js';
 import { signUserToken } from '../gateway/auth.js';
 import { bareHttp, cannon, pgBatchedInsert, redisEvalsha, type HttpFigures } from './baselines.js';
 import { checkInvariants, settle } from './invariants.js';
@@ -158,13 +161,26 @@ export async function runBench(o: BenchOptions): Promise<number> {
     ratioLine('buy path → 202 reserved', buy, target202, `${fmt(bigStats.reserved)} reserved, ${fmt(buy.non2xx)} non-2xx, ${buy.errors} errors`, 25);
     const written = bigStats.reserved / ((buyingMs + drainMs) / 1000);
     lines.push({
-      measure: 'orders written to the database of record',
+      measure: 'orders written while buying (bounded by the buy rate)',
       seckill: `${fmt(written)} orders/s`,
-      baseline: pgRows ? `${fmt(pgRows)} rows/s` : '',
-      ratio: pgRows ? fmt(written / pgRows, 2) : '',
-      target: o.database ? `≥ 20,000/s and ≥ 0.5× ${written >= 20_000 && written >= 0.5 * pgRows ? '✓' : '✗'}` : '',
+      baseline: '',
+      ratio: '',
+      target: '',
       note: `writer drained ${fmt(drainMs)} ms after the load stopped${o.database ? '' : ' (embedded: written before each 202)'}`,
     });
+    if (o.redis && o.database && !o.target) {
+      // The writers' own capacity: a backlog put straight into a sale's stream, timed until drained.
+      log('order writer capacity …');
+      const cap = await writerCapacity(api, adminKey, o.redis, `bench${process.pid}`, 50_000);
+      lines.push({
+        measure: 'order writers drain a 50,000-order stream backlog into PostgreSQL',
+        seckill: `${fmt(cap)} orders/s`,
+        baseline: `${fmt(pgRows)} rows/s`,
+        ratio: fmt(cap / pgRows, 2),
+        target: `≥ 20,000/s and ≥ 0.5× ${cap >= 20_000 && cap >= 0.5 * pgRows ? '✓' : '✗'}`,
+        note: `${o.workers} process(es), batches of up to 1,000 in one transaction each`,
+      });
+    }
 
     // The sale itself.
     log(`flash sale: ${fmt(p.units)} units, ${fmt(p.users)} users …`);
@@ -196,6 +212,31 @@ export async function runBench(o: BenchOptions): Promise<number> {
   }
   log('invariants hold');
   return 0;
+}
+
+/**
+ * Order-writer throughput on its own: append `n` order records to a fresh sale's stream in
+ * Redis (as the reserve script would) and time how long the running writers need to put them
+ * all into PostgreSQL.
+ */
+async function writerCapacity(api: Api, adminKey: string, redisUrl: string, prefix: string, n: number): Promise<number> {
+  const sale = await api.call('POST', '/api/admin/sales', adminKey, { name: 'bench writer', priceCents: 1, stock: 10_000_000, startsAt: new Date(Date.now() - 1000).toISOString() });
+  const saleId: string = sale.body.id;
+  const keys = new RedisKeys(prefix);
+  const redis = new Redis(redisUrl);
+  const now = Date.now();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += 5000) {
+    const p = redis.pipeline();
+    for (let j = i; j < Math.min(n, i + 5000); j++) {
+      const o = { orderId: randomUUID(), saleId, userId: `cap-${j}`, quantity: 1, priceCents: 1, status: 'reserved', createdAt: now, expiresAt: now + 600_000 };
+      p.xadd(keys.stream(saleId), '*', 'k', 'new', 'o', JSON.stringify(o));
+    }
+    await p.exec();
+  }
+  await settle(api, adminKey, saleId);
+  redis.disconnect();
+  return n / ((performance.now() - t0) / 1000);
 }
 
 function write(dir: string, name: string, p: Profile, mode: string, lines: Line[], summary: unknown): void {
