@@ -70,7 +70,9 @@ function printFirstStart(s: Services, url: string): void {
   ];
   if (demo) {
     lines.push(
-      `  Demo sale ${demo.id} opens at ${new Date(demo.startsAt).toISOString()}. Try it:`,
+      `  Demo sale ${demo.id} opens at ${new Date(demo.startsAt).toISOString()}.`,
+      `  In a browser: ${url}/sales/${demo.id} (sign in with any name; two windows = two buyers),`,
+      `  operators' dashboard: ${url}/admin (the admin key above). Or with curl:`,
       `    TOKEN=${token}`,
       `    curl -s ${url}/api/sales/${demo.id}`,
       `    PATH_ID=$(curl -s -X POST -H "authorization: Bearer $TOKEN" ${url}/api/sales/${demo.id}/path | sed 's/.*"path":"\\([^"]*\\)".*/\\1/')`,
