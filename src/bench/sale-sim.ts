@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createSigner } from 'fast-jwt';
 import type { Profile } from './profiles.js';
 import { Latency, Progress } from './stats.js';
@@ -24,7 +25,6 @@ export interface SaleRun {
   latency: Latency;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * A flash sale as buyers make it: the sale opens, everyone fetches their order path and buys.

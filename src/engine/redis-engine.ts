@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { SeckillError } from '../domain/errors.js';
-import type { Order, OrderStatus } from '../domain/order.js';
+import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
 import type { PgOrderRepository } from '../orders/pg-repository.js';
 import type { Transition } from '../orders/repository.js';
@@ -16,18 +16,8 @@ const NOT_LOADED = -1;
 /** How long a buy whose reserve reply was lost waits to learn whether its order was made. */
 const UNKNOWN_OUTCOME_MS = 3000;
 
-interface StoredOrder {
-  orderId: string;
-  saleId: string;
-  userId: string;
-  quantity: number;
-  priceCents: number;
-  status: OrderStatus;
-  createdAt: number;
-  expiresAt: number;
-  paidAt?: number;
-  paymentRef?: string;
-}
+/** An order as the Lua scripts write it: cjson leaves out the fields that are still null. */
+type StoredOrder = Omit<Order, 'paidAt' | 'paymentRef'> & { paidAt?: number; paymentRef?: string };
 
 /** The order as the Lua scripts store it (JSON in the sale's orders hash and in the stream). */
 export function parseStoredOrder(json: string): Order {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
@@ -173,4 +174,3 @@ function fieldMap(fields: string[]): Map<string, string> {
   return m;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
