@@ -62,7 +62,7 @@ function assertError(r: Reply, status: number, code: string): void {
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SALE_PUBLIC_KEYS = ['id', 'name', 'description', 'priceCents', 'startsAt', 'endsAt', 'perUserLimit', 'status', 'serverTime'];
-const ORDER_KEYS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt'];
+const ORDER_KEYS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt', 'paymentRef'];
 const STATS_KEYS = ['stock', 'reserved', 'paid', 'expired', 'cancelled', 'available', 'requests'];
 
 function assertKeys(o: Record<string, unknown>, keys: string[]): void {
@@ -531,7 +531,7 @@ describe('orders', { skip }, () => {
     assert.match(r.body.createdAt, ISO);
     assert.match(r.body.expiresAt, ISO);
     assert.equal(r.body.paidAt, null);
-    assert.ok(!('paymentRef' in r.body) || r.body.paymentRef === null);
+    assert.equal(r.body.paymentRef, null);
 
     const a = await adminApi(srv.url, 'GET', `/api/orders/${orderId}`);
     assert.equal(a.status, 200, a.text);
@@ -583,6 +583,7 @@ describe('pay', { skip }, () => {
     assert.equal(r.body.orderId, orderId);
     assert.equal(r.body.status, 'paid');
     assert.match(r.body.paidAt, ISO);
+    assert.equal(r.body.paymentRef, 'pay-1');
 
     const again = await pay(srv, orderId, 'pay-1');
     assert.equal(again.status, 200, again.text);
@@ -593,6 +594,7 @@ describe('pay', { skip }, () => {
     const o = await api(srv.url, 'GET', `/api/orders/${orderId}`, { token: owner });
     assert.equal(o.body.status, 'paid');
     assert.equal(o.body.paidAt, r.body.paidAt);
+    assert.equal(o.body.paymentRef, 'pay-1', 'the order keeps the reference it was paid with');
     const s = await stats(srv, sale.id);
     assert.equal(s.paid, 1);
     assert.equal(s.reserved, 0);
@@ -756,6 +758,8 @@ describe('order events (SSE)', { skip }, () => {
     assertKeys(r.events[0].data, ORDER_KEYS);
     assert.equal(r.events[0].data.orderId, orderId);
     assert.match(String(r.events[1].data.paidAt), ISO);
+    assert.equal(r.events[0].data.paymentRef, null);
+    assert.equal(r.events[1].data.paymentRef, 'sse-1');
   });
 
   test('?access_token=: works the same; cancel ends the stream; a final order gives one event and ends', async () => {
@@ -941,6 +945,7 @@ describe('operators', { skip }, () => {
     assert.equal(paid.status, 200);
     assert.deepEqual(paid.body.orders.map((o: { orderId: string }) => o.orderId).sort(), [ids[1], ids[3]].sort());
     assert.ok(paid.body.orders.every((o: { status: string }) => o.status === 'paid'));
+    assert.deepEqual(paid.body.orders.map((o: { paymentRef: string }) => o.paymentRef).sort(), ['r1', 'r3']);
     const reserved = await adminApi(srv.url, 'GET', `${base}?status=reserved&limit=1`);
     assert.equal(reserved.body.orders.length, 1);
     assert.equal(reserved.body.orders[0].status, 'reserved');
@@ -959,6 +964,9 @@ describe('operators', { skip }, () => {
     assert.equal(lines[0], ORDER_KEYS.join(','));
     assert.equal(lines.length, 6, 'header and one row per order');
     for (const id of ids) assert.equal(lines.filter((l) => l.startsWith(`${id},`)).length, 1);
+    // The last column is the paymentRef: empty until paid.
+    assert.ok(lines.find((l) => l.startsWith(`${ids[1]},`))!.endsWith(',r1'), lines.join('\n'));
+    assert.ok(lines.find((l) => l.startsWith(`${ids[0]},`))!.endsWith(','), lines.join('\n'));
     const paidCsv = await api(srv.url, 'GET', `${base}?status=paid`, { token: ADMIN_KEY, headers: { accept: 'text/csv' } });
     assert.equal(paidCsv.text.trim().split(/\r?\n/).length, 3);
   });

@@ -29,5 +29,7 @@ export function orderJson(o: Order) {
     createdAt: iso(o.createdAt),
     expiresAt: iso(o.expiresAt),
     paidAt: iso(o.paidAt),
+    // The payment service's own reference, so the shop can match its records (null until paid).
+    paymentRef: o.paymentRef,
   };
 }
