@@ -1,4 +1,4 @@
-// HTTP contract of /work/shared/API.md, route by route: status codes, error codes and bodies,
+// HTTP contract of docs/http-api.md, route by route: status codes, error codes and bodies,
 // field names, and that every refusal leaves the sale and the order table as they were.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ async function api(base: string, method: string, url: string, o: CallOptions = {
 const adminApi = (base: string, method: string, url: string, body?: unknown) =>
   api(base, method, url, { token: ADMIN_KEY, ...(body === undefined ? {} : { body }) });
 
-/** Asserts the exact error shape of API.md: status, JSON content type, `{error:{code,message}}` and nothing else. */
+/** Asserts the exact error shape of docs/http-api.md: status, JSON content type, `{error:{code,message}}` and nothing else. */
 function assertError(r: Reply, status: number, code: string): void {
   assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
   assert.match(String(r.headers['content-type']), /^application\/json/);
@@ -513,7 +513,7 @@ describe('buy', { skip }, () => {
 });
 
 describe('orders', { skip }, () => {
-  test('GET /api/orders/:id: owner and admin 200 with the fields of API.md; another user 403; 404; 400', async () => {
+  test('GET /api/orders/:id: owner and admin 200 with the fields of docs/http-api.md; another user 403; 404; 400', async () => {
     const sale = await newSale(srv, { stock: 5, perUserLimit: 2, priceCents: 4242 });
     const userId = randomUser();
     const owner = userToken(userId);
@@ -1104,7 +1104,7 @@ describe('per-user rate limit (SECKILL_RATE_PER_USER=1), then a backing store do
 });
 
 // The per-address limit is counted in each process (no I/O before the cheapest refusals, see
-// DESIGN.md's funnel): behind node:cluster an address gets the rate once per worker, so the
+// docs/design.md's funnel): behind node:cluster an address gets the rate once per worker, so the
 // burst bound of this test holds for one process only.
 describe('per-address rate limit (SECKILL_RATE_PER_IP=2)', { skip: skip || (mode === 'distributed' && 'the per-address limit is per process: 3 workers allow 3 bursts') }, () => {
   let limited: TestServer;

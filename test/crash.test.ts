@@ -1,5 +1,5 @@
 // Crash test: the real server as a child process, buyers under load, `kill -9` at a random
-// moment, restart on the same data dir, and check DESIGN.md's invariants 1–5 from the
+// moment, restart on the same data dir, and check docs/design.md's invariants 1–5 from the
 // database of record after every restart. The sale and the data dir live across all rounds,
 // so every restart also has to rebuild stock and per-user holdings from the database.
 import assert from 'node:assert/strict';

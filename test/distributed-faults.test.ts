@@ -1,4 +1,4 @@
-// Plan B under faults (DESIGN.md): backing stores stopped for a few seconds under load.
+// Plan B under faults (docs/design.md): backing stores stopped for a few seconds under load.
 // - switches set through one process apply on the others (Redis) and show in their /metrics;
 // - PostgreSQL stopped, mode "postgres" (in-memory engine, PostgreSQL orders through the group-commit
 //   writer): buys 503 busy at once, the stock put back, /readyz 503, no 500, no hang; a 202 within

@@ -1,7 +1,7 @@
 // Helpers of the distributed fault tests (test/distributed-crash.test.ts,
 // test/distributed-redis-restart.test.ts): a TestCluster whose processes can each get their own
 // environment and are always killed, a buyer load that records every answer with its timing, a
-// test-owned redis-server, and the checks of DESIGN.md's invariants against PostgreSQL.
+// test-owned redis-server, and the checks of docs/design.md's invariants against PostgreSQL.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';

@@ -147,7 +147,7 @@ test('Redis restarted mid-sale with its AOF: 503 busy during the outage, resumes
     assert.equal(held, STOCK, 'the whole stock sold, not less');
     assert.deepEqual(acksWithoutRow(load.records, rows).map((r) => r.orderId), [], '202s without a row');
     // A row without a 202 is possible only for a buy answered 503 because Redis went away after
-    // running the script and before its reply left (DESIGN.md invariant 4); its buyer finds it.
+    // running the script and before its reply left (docs/design.md invariant 4); its buyer finds it.
     const unknown = load.records.filter((r) => r.status === 503 && r.t0 <= outage.down);
     const withoutAck = await checkRowsWithoutAck(load.records, rows, unknown, cluster.procs[0].url, (u) => load.token(u));
     checkAnswers(load.records, await dbOrders(cluster.databaseUrl, saleId), STOCK, LIMIT);

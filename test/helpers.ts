@@ -294,7 +294,7 @@ export function readOrders(dataDir: string, saleId?: string): OrderRow[] {
 }
 
 /**
- * Invariants 1, 2 and 5 of DESIGN.md from the rows alone: units held never exceed the stock,
+ * Invariants 1, 2 and 5 of docs/design.md from the rows alone: units held never exceed the stock,
  * nobody holds more than the limit. Returns the units held.
  */
 export function checkInvariants(rows: OrderRow[], stock: number, perUserLimit: number): { held: number; perUser: Map<string, number> } {

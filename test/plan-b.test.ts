@@ -1,4 +1,4 @@
-// Plan B (DESIGN.md), embedded: the operators' switches and load shedding under overload.
+// Plan B (docs/design.md), embedded: the operators' switches and load shedding under overload.
 // - Switches: "refuse all buys" answers buys and paths 503 busy with Retry-After and changes nothing,
 //   while orders stay readable; "degraded" refuses order-event streams (SSE) 503 busy while polling
 //   works; both visible in /metrics (seckill_switch) and GET /api/admin/switches; off again → normal.

@@ -681,7 +681,7 @@ describe('API8 security misconfiguration', { skip }, () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// API9:2023 Improper Inventory Management: one documented surface (API.md), no versioned or
+// API9:2023 Improper Inventory Management: one documented surface (docs/http-api.md), no versioned or
 // forgotten endpoints (API5 enumerates the admin ones). /metrics and /readyz are unauthenticated
 // by design (scraped inside the network): they must expose nothing secret.
 

@@ -29,7 +29,7 @@ export async function settle(api: Api, adminKey: string, saleId: string, timeout
 }
 
 /**
- * The invariants of DESIGN.md, counted from the database of record through the admin API:
+ * The invariants of docs/design.md, counted from the database of record through the admin API:
  * no oversell, nobody over the limit, every 202 has its row (same user and quantity), no row
  * without a 202, and stock + orders add up.
  */

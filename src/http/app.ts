@@ -11,6 +11,8 @@ import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
 import { registerShedding } from './shedding.js';
 import { fastRefusal } from './fast-refusals.js';
+import swagger from '@fastify/swagger';
+import { openApiOptions, openApiRoute } from './openapi.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -83,6 +85,9 @@ export function buildApp(services: Services): App {
   });
 
   registerShedding(app, services);
+  // Before the routes: it collects them as they are added (GET /api/openapi.json).
+  app.register(swagger, openApiOptions());
+  app.register(openApiRoute);
   app.register(publicRoutes(services));
   app.register(buyingRoutes(services));
   app.register(adminRoutes(services));

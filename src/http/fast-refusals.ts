@@ -25,7 +25,7 @@ const PREBUILT = new Map<ErrorCode, { status: number; headers: http.OutgoingHttp
 );
 
 /**
- * The cheapest refusal first (DESIGN.md, "the funnel"): during a flash sale nearly every
+ * The cheapest refusal first (docs/design.md, "the funnel"): during a flash sale nearly every
  * request is a buy that cannot succeed — the sale is sold out, not started, over or paused, or
  * the operators refuse all buys. Those facts are public and known in memory, so such a request
  * is answered here, from the raw request line, before fastify parses or validates anything,
