@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
@@ -57,6 +58,22 @@ const EnvSchema = Type.Object({
   SECKILL_TOKEN_AUDIENCE: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   /** Create a demo sale on the first start of an empty data dir. */
   SECKILL_DEMO_SALE: Flag(true),
+  /**
+   * Demo mode (anyone may mint a user token at POST /api/demo/token; users may pay their own
+   * orders): 1 on, 0 off. Unset: on only for a data dir whose first start generated both secrets
+   * (the quick start), which records that choice in secrets.json; never for secrets from the environment.
+   */
+  SECKILL_DEMO: Type.Optional(Type.Union(['1', '0', 'true', 'false', 'yes', 'no'].map((v) => Type.Literal(v)))),
+  /** Bearer token that may read /metrics (the admin key may too); unset: the admin key only. */
+  SECKILL_METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  /**
+   * Behind a proxy or load balancer: whose X-Forwarded-For to believe for the client address (the
+   * per-address limit). false (default), true (any: only when nothing else can reach seckill), a
+   * hop count, or comma-separated addresses/CIDRs of the proxies (also loopback, linklocal, uniquelocal).
+   */
+  SECKILL_TRUST_PROXY: Type.String({ default: 'false' }),
+  /** Accept user tokens without an `exp` claim (never expiring). Off: they are refused with 401. */
+  SECKILL_ALLOW_TOKENS_WITHOUT_EXP: Flag(false),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -87,6 +104,12 @@ export interface Config {
   maxWriterBacklog: number;
   ssePerUser: number;
   tokenAudience?: string;
+  /** SECKILL_DEMO: true/false when set, undefined = decided by the data dir (see secrets.ts). */
+  demo?: boolean;
+  metricsToken?: string;
+  /** fastify's trustProxy: false, true, a hop count or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | number | string[];
+  allowTokensWithoutExp: boolean;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_MS): pause between commit and XACK. */
   testWriterPauseMs: number;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS): pause between read and commit. */
@@ -122,7 +145,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxWriterBacklog: e.SECKILL_MAX_WRITER_BACKLOG,
     ssePerUser: e.SECKILL_SSE_PER_USER,
     tokenAudience: e.SECKILL_TOKEN_AUDIENCE,
+    demo: e.SECKILL_DEMO === undefined ? undefined : on(e.SECKILL_DEMO),
+    metricsToken: e.SECKILL_METRICS_TOKEN,
+    trustProxy: parseTrustProxy(e.SECKILL_TRUST_PROXY),
+    allowTokensWithoutExp: on(e.SECKILL_ALLOW_TOKENS_WITHOUT_EXP),
     testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
     testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
   };
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** SECKILL_TRUST_PROXY → fastify's trustProxy; a value that is none of the forms stops the start. */
+export function parseTrustProxy(text: string): boolean | number | string[] {
+  const v = text.trim().toLowerCase();
+  if (v === '' || v === 'false' || v === 'no' || v === '0') return false;
+  if (v === 'true' || v === 'yes') return true;
+  if (/^[0-9]{1,3}$/.test(v)) return Number(v);
+  const list = text.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const item of list) {
+    const [ip, bits, extra] = item.split('/');
+    const family = net.isIP(ip);
+    const okBits = bits === undefined || (/^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (!(PROXY_NAMES.has(item) || (family !== 0 && okBits && extra === undefined))) {
+      throw new Error(`SECKILL_TRUST_PROXY: "${item}" is not an address, a CIDR, loopback, linklocal or uniquelocal (or use true, false, a hop count)`);
+    }
+  }
+  return list;
 }

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { Config } from './config.js';
 import { signUserToken } from './gateway/auth.js';
 import { buildApp, type App } from './http/app.js';
@@ -26,6 +27,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
   log.info({ url, dataDir: config.dataDir, sales: services.sales.all().length }, 'seckill listening');
 
   if (secrets.generated) printFirstStart(services, url);
+  if (secrets.demo) {
+    // Loud, at every start: in demo mode anyone can act as any user.
+    log.warn({ demo: true, reason: secrets.demoReason }, 'DEMO MODE: anyone can get a token for any user (POST /api/demo/token) and users pay their own orders; never use this for a real sale');
+    if (cluster.isPrimary) process.stdout.write(demoBanner(secrets.demoReason));
+  }
 
   let closing: Promise<void> | null = null;
   return {
@@ -71,7 +77,9 @@ function printFirstStart(s: Services, url: string): void {
   if (demo) {
     lines.push(
       `  Demo sale ${demo.id} opens at ${new Date(demo.startsAt).toISOString()}.`,
-      `  In a browser: ${url}/sales/${demo.id} (sign in with any name; two windows = two buyers),`,
+      s.secrets.demo
+        ? `  In a browser: ${url}/sales/${demo.id} (sign in with any name; two windows = two buyers),`
+        : `  In a browser: ${url}/sales/${demo.id} (with a token from npx seckill token <userId>: demo mode is off),`,
       `  operators' dashboard: ${url}/admin (the admin key above). Or with curl:`,
       `    TOKEN=${token}`,
       `    curl -s ${url}/api/sales/${demo.id}`,
@@ -82,4 +90,21 @@ function printFirstStart(s: Services, url: string): void {
     );
   }
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** The console warning of demo mode, printed at every start in that mode. */
+export function demoBanner(reason: string | null): string {
+  const bar = '  ' + '!'.repeat(78);
+  return [
+    '',
+    bar,
+    '  !! DEMO MODE: anyone can get a token for any user (POST /api/demo/token) and',
+    '  !! users may pay their own orders. Fine for trying seckill; NEVER for a real sale.',
+    `  !! On because of: ${reason ?? 'SECKILL_DEMO'}.`,
+    '  !! For production set SECKILL_USER_SECRET and SECKILL_ADMIN_KEY (demo stays off),',
+    '  !! or SECKILL_DEMO=0. See README, "Demo mode".',
+    bar,
+    '',
+    '',
+  ].join('\n');
 }

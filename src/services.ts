@@ -73,7 +73,7 @@ export function modeOf(config: Config): Mode {
 
 export async function createServices(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Services> {
   const mode = modeOf(config);
-  const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret });
+  const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo });
   const refusals = new LocalRefusals();
   const closers: Array<() => Promise<unknown>> = [];
   const pings: Record<string, () => Promise<unknown>> = {};
@@ -187,7 +187,11 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     sales,
     orders,
     sweeper,
-    auth: new Auth(secrets.userSecret, secrets.adminKey, config.tokenAudience),
+    auth: new Auth(secrets.userSecret, secrets.adminKey, {
+      audience: config.tokenAudience,
+      metricsToken: config.metricsToken,
+      allowTokensWithoutExp: config.allowTokensWithoutExp,
+    }),
     ipLimit: new RateLimit(config.ratePerIp),
     userLimit,
     metrics,

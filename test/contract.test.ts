@@ -995,9 +995,9 @@ describe('operations', { skip }, () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Demo mode: no SECKILL_USER_SECRET given, so the secret comes from the data dir and users may pay.
+// Demo mode (SECKILL_DEMO=1, an explicit choice): the user secret comes from the data dir and users may pay.
 
-describe('demo mode (no SECKILL_USER_SECRET)', { skip }, () => {
+describe('demo mode (SECKILL_DEMO=1, no SECKILL_USER_SECRET)', { skip }, () => {
   const DEMO_SECRET = 'demo-user-secret-from-the-data-dir-0123456789';
   let demo: TestServer;
 
@@ -1005,7 +1005,7 @@ describe('demo mode (no SECKILL_USER_SECRET)', { skip }, () => {
     // The data dir already holds its secrets (as after a first start), so nothing is printed.
     const dir = tempDir();
     fs.writeFileSync(secretsFile(dir), JSON.stringify({ adminKey: ADMIN_KEY, userSecret: DEMO_SECRET }), { mode: 0o600 });
-    demo = await startTestServer({ SECKILL_USER_SECRET: undefined }, dir);
+    demo = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1' }, dir);
   });
 
   after(async () => {

@@ -40,8 +40,8 @@ describe('pages in a real browser', { skip: missing ?? distributed ?? false }, (
 
   before(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
-    // Demo mode: seckill's own user secret, so the sale page offers the demo sign-in.
-    t = await startTestServer({ SECKILL_USER_SECRET: undefined });
+    // Demo mode (chosen explicitly: SECKILL_DEMO=1), with seckill's own user secret: the sale page offers the demo sign-in.
+    t = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1' });
     userSecret = (JSON.parse(fs.readFileSync(secretsFile(t.dataDir), 'utf8')) as { userSecret: string }).userSecret;
     userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seckill-chromium-'));
     ctx = await chromium.launchPersistentContext(userDataDir, {

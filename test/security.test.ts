@@ -137,7 +137,7 @@ before(async () => {
   // Load shedding off: in-process, the servers share the event loop with the other servers this
   // suite starts (each compresses its pages at startup), and a lag there would shed our buys.
   const noShedding = { SECKILL_MAX_EVENT_LOOP_DELAY_MS: '0' };
-  [srv, demo] = await Promise.all([startTestServer(noShedding), startTestServer({ ...noShedding, SECKILL_USER_SECRET: undefined }, dir)]);
+  [srv, demo] = await Promise.all([startTestServer(noShedding), startTestServer({ ...noShedding, SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1' }, dir)]);
 });
 
 after(async () => {

@@ -2,8 +2,8 @@ import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config.js';
 import { signUserToken } from '../gateway/auth.js';
-import { resolveSecrets } from '../secrets.js';
-import { startServer } from '../server.js';
+import { resolveSecrets, type SecretsEnv } from '../secrets.js';
+import { demoBanner, startServer } from '../server.js';
 import { modeOf } from '../services.js';
 import { connectRedis, redisConnection } from '../engine/redis-connection.js';
 import { RedisKeys } from '../engine/redis-keys.js';
@@ -27,7 +27,7 @@ function positiveInt(text: string): number {
 /** The admin key and base URL the operator commands talk to a running seckill with. */
 function adminTarget(opts: { url?: string }) {
   const config = loadConfig();
-  const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret });
+  const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo });
   const url = opts.url ?? `http://${config.host}:${config.port}`;
   return { url, adminKey: secrets.adminKey };
 }
@@ -56,7 +56,7 @@ program
       if (modeOf(config) !== 'distributed') {
         throw new Error('--workers needs distributed mode (REDIS_URL and DATABASE_URL): the embedded engine lives in one process.');
       }
-      runPrimary(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret }, opts.workers);
+      runPrimary(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo }, opts.workers);
       return;
     }
     const server = await startServer(config);
@@ -75,10 +75,12 @@ program
   });
 
 /** The cluster's primary: forks the workers, replaces one that dies, passes a stop signal on. */
-function runPrimary(dataDir: string, env: { adminKey?: string; userSecret?: string }, workers: number): void {
+function runPrimary(dataDir: string, env: SecretsEnv, workers: number): void {
   // Secrets are settled here, once, so that the workers do not race to generate them.
   const secrets = resolveSecrets(dataDir, env);
   if (secrets.generated) process.stdout.write(`seckill: admin key (printed once; also in ${dataDir}/secrets.json): ${secrets.adminKey}\n`);
+  // Each worker logs it too; the console says it once, at every start.
+  if (secrets.demo) process.stdout.write(demoBanner(secrets.demoReason));
   let stopping = false;
   for (let i = 0; i < workers; i++) cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
@@ -103,7 +105,7 @@ program
   .option('--ttl <duration>', 'lifetime', parseDuration, 3600_000)
   .action((userId: string, opts: { ttl: number }) => {
     const config = loadConfig();
-    const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret });
+    const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo });
     process.stdout.write(signUserToken(secrets.userSecret, userId, Math.ceil(opts.ttl / 1000)) + '\n');
   });
 

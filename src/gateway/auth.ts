@@ -1,10 +1,20 @@
 import crypto from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import { SeckillError } from '../domain/errors.js';
+import { SINGLE_LINE_RE } from '../http/schemas.js';
 
 export type AuthResult = { kind: 'admin' } | { kind: 'user'; userId: string };
 
 const MAX_SUB = 128;
+
+export interface AuthOptions {
+  /** When set, user tokens must carry this `aud` claim. */
+  audience?: string;
+  /** A second credential that may read /metrics only (SECKILL_METRICS_TOKEN); the admin key may too. */
+  metricsToken?: string;
+  /** Accept user tokens that never expire (SECKILL_ALLOW_TOKENS_WITHOUT_EXP); off by default. */
+  allowTokensWithoutExp?: boolean;
+}
 
 /**
  * Identity: HS256 user tokens (fast-jwt; `alg` pinned to HS256, so `none` and RS/HS
@@ -13,18 +23,23 @@ const MAX_SUB = 128;
 export class Auth {
   private readonly verify: (token: string) => { sub?: unknown };
   private readonly adminDigest: Buffer;
+  private readonly metricsDigest: Buffer | null;
 
-  constructor(userSecret: string, adminKey: string, audience?: string) {
+  constructor(userSecret: string, adminKey: string, opts: AuthOptions = {}) {
+    const { audience } = opts;
+    // A token without `exp` would be valid forever, leaked or not: refused unless allowed.
+    const required = opts.allowTokensWithoutExp ? ['sub'] : ['sub', 'exp'];
     this.verify = createVerifier({
       key: userSecret,
       algorithms: ['HS256'],
       // With an audience configured, a token minted for another service is refused.
-      requiredClaims: audience ? ['sub', 'aud'] : ['sub'],
+      requiredClaims: audience ? [...required, 'aud'] : required,
       ...(audience ? { allowedAud: audience } : {}),
       // Verified tokens are cached (until their exp), so a retrying buyer costs no HMAC.
       cache: 10_000,
     }) as (token: string) => { sub?: unknown };
     this.adminDigest = digest(adminKey);
+    this.metricsDigest = opts.metricsToken ? digest(opts.metricsToken) : null;
   }
 
   /** The bearer token of a request, or null. */
@@ -52,6 +67,11 @@ export class Auth {
     if (typeof sub !== 'string' || sub.length < 1 || sub.length > MAX_SUB) {
       throw new SeckillError('unauthorized', 'Token subject must be a user id of 1-128 characters.');
     }
+    // The user id is stored with every order: it must be text every store can keep (no U+0000,
+    // no lone surrogate, no control character).
+    if (!SINGLE_LINE_RE.test(sub)) {
+      throw new SeckillError('unauthorized', 'Token subject must not contain control characters or unpaired surrogates.');
+    }
     return sub;
   }
 
@@ -59,6 +79,23 @@ export class Auth {
   identify(token: string | null): AuthResult {
     if (token && this.isAdminKey(token)) return { kind: 'admin' };
     return { kind: 'user', userId: this.user(token) };
+  }
+
+  /**
+   * The order event stream: a header carries the admin key or a user token; `?access_token=`
+   * (EventSource cannot send headers) only a user token, so the admin key never goes into a URL
+   * (and from there into proxy logs and browser history).
+   */
+  identifyStream(header: string | null, query: string | undefined): AuthResult {
+    if (header) return this.identify(header);
+    return { kind: 'user', userId: this.user(query ?? null) };
+  }
+
+  /** For /metrics: the metrics token or the admin key, else 401 (a user token is no credential here). */
+  requireMetrics(token: string | null): void {
+    if (token && this.metricsDigest && crypto.timingSafeEqual(digest(token), this.metricsDigest)) return;
+    if (token && this.isAdminKey(token)) return;
+    throw new SeckillError('unauthorized', 'Metrics need the metrics token (SECKILL_METRICS_TOKEN) or the admin key as a bearer token.');
   }
 
   /** For /api/admin: the admin key, or 403 for a valid user, or 401. */

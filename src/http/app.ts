@@ -25,13 +25,22 @@ export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // e
 
 const BUY_ROUTE = '/api/sales/:saleId/buy/:path';
 
+/**
+ * Routes outside the per-address limit: health probes (a balancer's checks come from one
+ * address) and the static pages and assets (prebuilt buffers, cacheable by a CDN). Every other
+ * request is limited, unknown paths (404) included.
+ */
+const UNLIMITED_ROUTES = new Set(['/healthz', '/readyz', '/', '/admin', '/sales/:saleId', '/assets/:file']);
+
 export function buildApp(services: Services): App {
   const app = Fastify({
     loggerInstance: services.log,
     // Per-request log lines would cost more than the refusals they describe.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 16 * 1024,
-    trustProxy: false,
+    // SECKILL_TRUST_PROXY: behind a balancer, request.ip (the per-address limit) is the client's
+    // address from X-Forwarded-For as far as the trusted proxies vouch for it; off by default.
+    trustProxy: trustProxyOption(services.config.trustProxy),
     return503OnClosing: true,
     // Buys that cannot succeed (sold out, not started, over, paused) are answered before fastify.
     serverFactory: (handler) =>
@@ -61,10 +70,13 @@ export function buildApp(services: Services): App {
     done();
   });
 
-  // Per-address limit on the API, before anything else is looked at.
+  // Per-address limit, before anything else is looked at. Decided by the route the router
+  // matched, never by the raw request target: `POST http://host/api/…` (absolute form) or a
+  // percent-encoded path reaches the same route as `/api/…` and used to skip the limit.
   if (services.ipLimit.enabled) {
     app.addHook('onRequest', async (request, reply) => {
-      if (!request.url.startsWith('/api/')) return;
+      const route = request.routeOptions.url;
+      if (route !== undefined && UNLIMITED_ROUTES.has(route)) return;
       try {
         await services.ipLimit.take(request.ip);
       } catch (err) {
@@ -94,4 +106,14 @@ export function buildApp(services: Services): App {
   app.register(opsRoutes(services));
   app.register(pagesRoutes(services));
   return app;
+}
+
+/**
+ * A hop count becomes a function: this fastify trusts no hop for a plain number (a direct client
+ * could then add hops of its own). Here n means "the n nearest hops are our proxies": the
+ * operator's statement, documented with that caveat; addresses/CIDRs are the safer form.
+ */
+function trustProxyOption(tp: boolean | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof tp !== 'number') return tp;
+  return (_address, hop) => hop < tp;
 }

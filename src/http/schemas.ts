@@ -3,6 +3,21 @@ import { Type } from 'typebox';
 // Every body and parameter is validated against these; unknown fields are refused.
 const strict = { additionalProperties: false } as const;
 
+/*
+ * Stored text must be text every store can keep: PostgreSQL's text cannot hold U+0000, and an
+ * unpaired UTF-16 surrogate is no valid UTF-8 (PostgreSQL refuses it; Redis and SQLite would keep
+ * bytes no reader can decode). One such string in a batch used to stop the order writer (issue 9,
+ * defect 5), so they are refused at the door with 400. ajv compiles patterns with the `u` flag:
+ * there `\p{Cs}` matches only a lone surrogate (a valid pair is one astral code point), and
+ * maxLength counts code points.
+ */
+/** One line: no control characters (C0, DEL, C1; U+0000 among them), no lone surrogate. */
+export const SINGLE_LINE_TEXT = '^[^\\p{Cc}\\p{Cs}]*$';
+/** Free text: tab and line breaks allowed, no other control character, no lone surrogate. */
+export const MULTI_LINE_TEXT = '^(?:[\\t\\n\\r]|[^\\p{Cc}\\p{Cs}])*$';
+/** The same rule for strings that do not come through a schema (a token's `sub`). */
+export const SINGLE_LINE_RE = new RegExp(SINGLE_LINE_TEXT, 'u');
+
 export const SaleIdParams = Type.Object({ saleId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }, strict);
 
 export const BuyParams = Type.Object(
@@ -23,17 +38,17 @@ export const BuyBody = Type.Union([
   Type.Null(),
 ]);
 
-export const PayBody = Type.Object({ paymentRef: Type.String({ minLength: 1, maxLength: 128 }) }, strict);
+export const PayBody = Type.Object({ paymentRef: Type.String({ minLength: 1, maxLength: 128, pattern: SINGLE_LINE_TEXT }) }, strict);
 
 /** Routes that take no body accept none or an empty object. */
 export const EmptyBody = Type.Union([Type.Object({}, strict), Type.Null()]);
 
-export const EventsQuery = Type.Object({ access_token: Type.Optional(Type.String({ maxLength: 4096 })) }, strict);
+export const EventsQuery = Type.Object({ access_token: Type.Optional(Type.String({ maxLength: 4096, pattern: SINGLE_LINE_TEXT })) }, strict);
 
 export const CreateSaleBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200 }),
-    description: Type.Optional(Type.String({ maxLength: 4000 })),
+    name: Type.String({ minLength: 1, maxLength: 200, pattern: SINGLE_LINE_TEXT }),
+    description: Type.Optional(Type.String({ maxLength: 4000, pattern: MULTI_LINE_TEXT })),
     priceCents: Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 }),
     stock: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
     startsAt: Type.String({ format: 'date-time' }),
@@ -59,7 +74,8 @@ export const OrderStatusSchema = Type.Union([
 export const ListOrdersQuery = Type.Object(
   {
     status: Type.Optional(OrderStatusSchema),
-    after: Type.Optional(Type.String({ maxLength: 64 })),
+    // The `next` cursor of the previous page (an order id): it goes into a query, so nothing else.
+    after: Type.Optional(Type.String({ pattern: '^[0-9A-Za-z-]{1,64}$' })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
   },
   strict,

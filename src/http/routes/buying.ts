@@ -82,8 +82,8 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
     });
 
     app.get('/api/orders/:orderId/events', { schema: { params: OrderIdParams, querystring: EventsQuery } }, async (req, reply) => {
-      // EventSource cannot send headers, so the token may also come as ?access_token=.
-      const actor: Actor = s.auth.identify(bearer(req) ?? req.query.access_token ?? null);
+      // EventSource cannot send headers, so a user token may also come as ?access_token= (never the admin key).
+      const actor: Actor = s.auth.identifyStream(bearer(req), req.query.access_token);
       if (s.switches.degraded) {
         throw new SeckillError('busy', 'Degraded mode: order status by polling GET /api/orders/:orderId only.', 5);
       }

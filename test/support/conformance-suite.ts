@@ -1,0 +1,53 @@
+// The conformance suite of one engine+store combination: the same spec for every one of them.
+import { after, before, test } from 'node:test';
+import { skipUnlessServices } from '../cluster.js';
+import { Backend, usesPostgres, usesRedis, type Combo } from './backends.js';
+import { faultReport, runInterleavings, runModel, type FaultStat } from './sale-model.js';
+
+const num = (name: string, dflt: number) => (process.env[name] ? Number(process.env[name]) : dflt);
+
+/** Sizes: small enough for the whole tier to take a few minutes on a loaded 2-core machine. */
+export interface SuiteSize {
+  modelRuns: number;
+  faultRuns: number;
+  interleavingRuns: number;
+  maxCommands: number;
+}
+
+export function conformanceSuite(combo: Combo, size: SuiteSize): void {
+  let b: Backend | null = null;
+  const stats = new Map<string, FaultStat>();
+  let skip: string | false = false;
+  const scale = num('CONFORMANCE_SCALE', 1);
+  const runs = (n: number) => Math.max(1, Math.round(n * scale));
+
+  before(async () => {
+    if (usesPostgres(combo) || usesRedis(combo)) skip = await skipUnlessServices();
+    if (!skip) b = await Backend.start(combo);
+  });
+  after(async () => {
+    await b?.close();
+    if (stats.size > 0) process.stdout.write(`# ${combo} faults:\n${faultReport(stats).replace(/^/gm, '#   ')}\n`);
+  });
+
+  const timed = async <T extends object>(name: string, f: () => Promise<T>) => {
+    const t0 = Date.now();
+    const r = await f();
+    process.stdout.write(`# ${combo} ${name}: ${JSON.stringify(r)} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  };
+
+  test(`${combo}: reserve, pay, cancel, expire, restart follow the model`, async (t) => {
+    if (skip) return t.skip(String(skip));
+    await timed('model', () => runModel(b!, { numRuns: runs(size.modelRuns), maxCommands: size.maxCommands, withFaults: false }, stats));
+  });
+
+  test(`${combo}: concurrent reserves and transitions in scheduled orders form a legal history`, async (t) => {
+    if (skip) return t.skip(String(skip));
+    await timed('interleavings', () => runInterleavings(b!, runs(size.interleavingRuns)));
+  });
+
+  test(`${combo}: under faults every answer is true (busy means nothing changed)`, async (t) => {
+    if (skip) return t.skip(String(skip));
+    await timed('faults', () => runModel(b!, { numRuns: runs(size.faultRuns), maxCommands: size.maxCommands, withFaults: true }, stats));
+  });
+}
