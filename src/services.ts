@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { MemoryStockEngine } from './engine/memory-engine.js';
-import { checkPersistence, connectRedis, redisConnection } from './engine/redis-connection.js';
+import { checkEviction, checkPersistence, connectRedis, redisConnection } from './engine/redis-connection.js';
 import { RedisStockEngine } from './engine/redis-engine.js';
 import { RedisKeys } from './engine/redis-keys.js';
 import type { StockEngine } from './engine/stock-engine.js';
@@ -12,6 +12,7 @@ import { Breaker } from './gateway/breaker.js';
 import { guardStore } from './gateway/store-guard.js';
 import { Switches, type SwitchValues } from './gateway/switches.js';
 import { LocalRefusals } from './gateway/local-refusals.js';
+import { HintRefresher } from './gateway/hint-refresh.js';
 import { RateLimit } from './gateway/rate-limit.js';
 import { LocalSignals, RedisSignals, type SaleSignals } from './gateway/signals.js';
 import { Metrics, RedisCounts } from './http/metrics.js';
@@ -32,6 +33,8 @@ export interface WriterStatus {
   backlog: number;
   ordersWritten: number;
   lastError: Error | null;
+  /** Distributed: order records PostgreSQL refused, set aside for an operator. */
+  quarantined?: number;
 }
 
 /** Everything one seckill process is made of, wired once. */
@@ -108,10 +111,14 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     keys = new RedisKeys(config.redisPrefix);
     redis = redisConnection(config.redisUrl!);
     const blocking = redisConnection(config.redisUrl!, { commandTimeout: 5000 });
-    const sub = redisConnection(config.redisUrl!, { commandTimeout: undefined });
+    // Named, so that an operator (or a test) can find this process's subscriber in CLIENT LIST.
+    const sub = redisConnection(config.redisUrl!, { commandTimeout: undefined, connectionName: `${config.redisPrefix}:signals:${process.pid}` });
     await Promise.all([connectRedis(redis), connectRedis(blocking), connectRedis(sub)]);
     const persistence = await checkPersistence(redis, config.allowVolatileRedis);
     log.info({ persistence }, 'redis persistence');
+    if ((await checkEviction(redis)) === 'unknown') {
+      log.warn('Redis maxmemory-policy unknown (CONFIG unavailable): make sure it is noeviction, or accepted orders can be evicted');
+    }
     const redisEngine = new RedisStockEngine(redis, keys, pg, log);
     redisEngine.onAvailability = (saleId, available) => {
       if (available <= 0) refusals.markSoldOut(saleId);
@@ -152,6 +159,11 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     const stored = await redis.hgetall(keys.switches());
     switches.set({ refuseBuys: stored.refuseBuys === '1', degraded: stored.degraded === '1' });
     redisSignals!.onSwitches = (v) => switches.set(v);
+    // A lost signal must not leave a hint wrong: refresh every second, resync on resubscribe.
+    const hints = new HintRefresher(redis, keys, switches, sales, refusals, log);
+    redisSignals!.onResubscribed = () => hints.resync();
+    hints.start(1000);
+    closers.unshift(async () => hints.stop());
   }
   streamWriter?.start();
 
@@ -164,6 +176,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     totals: async () => Promise.all(sales.all().map(async (s) => [s.id, { ...(await repo.totals(s.id)) }] as [string, Record<string, number>])),
     writerBacklog: () => writer.backlog,
     ordersWritten: () => writer.ordersWritten,
+    writerQuarantined: () => writer.quarantined ?? 0,
     switches: () => ({ ...switches.values() }),
     breakers: () => breakers.map((b) => [b.name, b.state]),
   });

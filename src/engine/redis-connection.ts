@@ -8,6 +8,8 @@ declare module 'ioredis' {
     seckillReserve(k1: string, k2: string, k3: string, k4: string, k5: string, saleId: string, userId: string, quantity: number, now: number, orderId: string): Result<Reply, Context>;
     seckillTransition(k1: string, k2: string, k3: string, k4: string, orderId: string, to: string, now: number, paymentRef: string): Result<Reply, Context>;
     seckillInitSale(k1: string, ...args: Array<string | number>): Result<number, Context>;
+    seckillTrimStream(stream: string, group: string): Result<number, Context>;
+    seckillPruneOrder(orders: string, index: string, orderId: string, json: string): Result<number, Context>;
   }
 }
 
@@ -17,6 +19,8 @@ const SCRIPTS = {
   seckillReserve: { numberOfKeys: 5, lua: lua('reserve') },
   seckillTransition: { numberOfKeys: 4, lua: lua('transition') },
   seckillInitSale: { numberOfKeys: 1, lua: lua('init-sale') },
+  seckillTrimStream: { numberOfKeys: 1, lua: lua('trim-stream') },
+  seckillPruneOrder: { numberOfKeys: 2, lua: lua('prune-order') },
 };
 
 /**
@@ -75,4 +79,26 @@ export async function checkPersistence(redis: Redis, allowVolatile: boolean): Pr
     );
   }
   return summary;
+}
+
+/**
+ * Redis must never drop a key by itself: an evicted stream entry is a lost 202, an evicted stock
+ * record or holdings hash sells what is not there. Refuse any maxmemory-policy but noeviction.
+ * Returns the policy, or 'unknown' when CONFIG is unavailable (managed Redis): the caller warns.
+ */
+export async function checkEviction(redis: Redis): Promise<string> {
+  let policy: string;
+  try {
+    const r = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    policy = r[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+  if (policy !== 'noeviction') {
+    throw new Error(
+      `Redis may evict keys (maxmemory-policy=${policy}): an accepted order or a sale's stock could vanish when memory runs short. ` +
+        'Set maxmemory-policy noeviction (in redis.conf, or CONFIG SET maxmemory-policy noeviction) and give Redis enough memory.',
+    );
+  }
+  return policy;
 }

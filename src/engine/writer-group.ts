@@ -25,3 +25,21 @@ export async function writerGroupInfo(redis: Redis, stream: string, group: strin
 export function backlogOf(info: GroupInfo | null): number {
   return info ? info.pending + info.lag : 0;
 }
+
+/**
+ * Trim a stream below what the group has acknowledged, in one script (trim-stream.lua): the
+ * pending list and the last-delivered id are read and the trim done in the same atomic step.
+ * Returns the entries trimmed, -1 when the stream or group does not exist.
+ */
+export async function trimAcknowledged(redis: Redis, stream: string, group: string): Promise<number> {
+  return Number(await redis.seckillTrimStream(stream, group));
+}
+
+/**
+ * Stream of the order records PostgreSQL refused (one per deployment): each entry has the sale
+ * stream and entry id it came from, the error, the time, and the entry's own fields (k, o).
+ * An operator repairs and writes them; nothing reads them automatically.
+ */
+export function quarantineKey(prefix: string): string {
+  return `${prefix}:quarantine`;
+}

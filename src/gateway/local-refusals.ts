@@ -19,6 +19,12 @@ export class LocalRefusals {
     this.soldOut.delete(saleId);
   }
 
+  /** Forget every hint (e.g. after missed signals): the next requests ask the engine. */
+  clear(): void {
+    this.soldOut.clear();
+    this.atLimit.clear();
+  }
+
   holdsLimit(saleId: string, userId: string): boolean {
     return this.atLimit.get(saleId)?.has(userId) ?? false;
   }

@@ -45,7 +45,9 @@ type Message =
 /**
  * Signals over Redis pub/sub. Each is applied locally at once and published; every process
  * (this one too) applies what it receives. A lost message only delays a hint: the engine's
- * periodic stock refresh sets and clears the sold-out flag from Redis itself.
+ * periodic stock refresh sets and clears the sold-out flag from Redis itself, HintRefresher
+ * re-reads switches and paused states every second, and a reconnect of the subscriber (when
+ * messages are lost) resynchronises every hint.
  */
 export class RedisSignals implements SaleSignals {
   /** This process, to skip its own order messages (it emitted those already). */
@@ -54,6 +56,12 @@ export class RedisSignals implements SaleSignals {
   onOrderChanged: (order: Order) => void = () => undefined;
   /** An operator changed a switch on some process. */
   onSwitches: (values: SwitchValues) => void = () => undefined;
+  /**
+   * The subscriber reconnected and subscribed again: every message published while it was away
+   * is lost, so every hint must be read again (see HintRefresher.resync).
+   */
+  onResubscribed: () => Promise<void> = async () => undefined;
+  private started = false;
 
   constructor(
     private readonly pub: Redis,
@@ -66,7 +74,24 @@ export class RedisSignals implements SaleSignals {
 
   async start(): Promise<void> {
     this.sub.on('message', (_channel: string, text: string) => this.receive(text));
+    // 'ready' again means a reconnect (ioredis resubscribes by itself just before it).
+    this.sub.on('ready', () => {
+      if (this.started) void this.resubscribed();
+    });
     await this.sub.subscribe(this.channel);
+    this.started = true;
+  }
+
+  /** After a reconnect: make sure the subscription holds, then read every hint again. */
+  private async resubscribed(): Promise<void> {
+    try {
+      await this.sub.subscribe(this.channel);
+      this.log.warn('signals subscriber reconnected: messages may have been lost; resynchronising');
+      await this.onResubscribed();
+    } catch (err) {
+      // The periodic refresh (and the next reconnect) still corrects the hints.
+      this.log.warn({ err }, 'signals resync failed');
+    }
   }
 
   soldOut(saleId: string): void {
@@ -111,6 +136,7 @@ export class RedisSignals implements SaleSignals {
   }
 
   async close(): Promise<void> {
+    this.started = false;
     await this.sub.unsubscribe().catch(() => undefined);
   }
 }

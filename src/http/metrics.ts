@@ -15,6 +15,8 @@ export interface MetricsSources {
   switches?(): Record<string, boolean>;
   /** Circuit breakers of the backing stores: name → closed | open | half-open. */
   breakers?(): Array<[string, string]>;
+  /** Order records PostgreSQL refused, kept in the quarantine (distributed: all processes). */
+  writerQuarantined?(): number;
 }
 
 type Counts = Record<string, number>;
@@ -166,6 +168,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.writerBacklog());
+      },
+    });
+    new client.Gauge({
+      name: 'seckill_writer_quarantined',
+      help: 'Order records PostgreSQL refused, set aside in the quarantine for an operator (stock stays held)',
+      registers,
+      collect() {
+        this.set(sources.writerQuarantined?.() ?? 0);
       },
     });
   }

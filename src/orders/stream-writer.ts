@@ -5,11 +5,28 @@ import type { Redis } from 'ioredis';
 import type { Order } from '../domain/order.js';
 import { parseStoredOrder } from '../engine/redis-engine.js';
 import type { RedisKeys } from '../engine/redis-keys.js';
-import { backlogOf, writerGroupInfo } from '../engine/writer-group.js';
+import { backlogOf, quarantineKey, trimAcknowledged, writerGroupInfo } from '../engine/writer-group.js';
 import type { PgOrderRepository } from './pg-repository.js';
 
 type Entry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: Entry[]]>;
+/** One readable entry of a batch. */
+interface Item {
+  stream: string;
+  id: string;
+  fields: string[];
+  kind: 'new' | 'chg';
+  order: Order;
+  /** The order JSON exactly as stored (prune-order.lua compares it). */
+  json: string;
+}
+/** An entry that cannot be written: unreadable, or refused by PostgreSQL for its data. */
+interface Refused {
+  stream: string;
+  id: string;
+  fields: string[];
+  error: string;
+}
 
 export interface StreamWriterOptions {
   batch: number;
@@ -38,6 +55,10 @@ export class StreamOrderWriter {
   /** Entries of all streams not yet written (undelivered + pending), refreshed by the trim pass. */
   backlog = 0;
   lastError: Error | null = null;
+  /** Entries in the deployment's quarantine (all writers), refreshed with the backlog. */
+  quarantined = 0;
+  /** Entries this writer quarantined since it started. */
+  quarantinedHere = 0;
 
   constructor(
     /** A connection of its own: XREADGROUP blocks it. */
@@ -94,31 +115,95 @@ export class StreamOrderWriter {
     }
   }
 
-  /** Insert the batch in one transaction, then acknowledge it; returns how many entries. */
+  /**
+   * Insert the batch in one transaction, then acknowledge it; returns how many entries. An entry
+   * PostgreSQL refuses for its data (a string it cannot store, say) must not stop the others:
+   * the batch is split until the refused entries are alone, the rest is committed, and those
+   * are quarantined (see `quarantine`) and acknowledged. Settled orders, once committed, are
+   * pruned from Redis.
+   */
   private async apply(reply: StreamReply): Promise<number> {
-    const created = new Map<string, Order>();
-    const changed = new Map<string, Order>();
+    const items: Item[] = [];
+    const refused: Refused[] = [];
     let n = 0;
-    for (const [, entries] of reply) {
-      for (const [, fields] of entries) {
+    for (const [stream, entries] of reply) {
+      for (const [id, fields] of entries) {
         if (!fields) continue; // deleted entry still pending
         n++;
         const f = fieldMap(fields);
-        const order = parseStoredOrder(f.get('o') ?? '{}');
-        if (f.get('k') === 'new') created.set(order.orderId, order);
-        else changed.set(order.orderId, order);
+        const json = f.get('o') ?? '';
+        try {
+          items.push({ stream, id, fields, kind: f.get('k') === 'new' ? 'new' : 'chg', order: parseStoredOrder(json), json });
+        } catch (err) {
+          refused.push({ stream, id, fields, error: `unreadable order record: ${(err as Error).message}` });
+        }
       }
     }
     if (n === 0) return reply.reduce((a, [, e]) => a + e.length, 0);
     if (this.opts.testPauseBeforeCommitMs) await this.testPause('before-commit', this.opts.testPauseBeforeCommitMs, n);
-    await this.repo.applyBatch([...created.values()], [...changed.values()]);
+    refused.push(...(await this.commit(items)));
     if (this.opts.testPauseAfterCommitMs) await this.testPause('after-commit', this.opts.testPauseAfterCommitMs, n);
+    if (refused.length > 0) await this.quarantine(refused);
     const p = this.redis.pipeline();
     for (const [stream, entries] of reply) if (entries.length > 0) p.xack(stream, this.keys.writerGroup, ...entries.map(([id]) => id));
     await p.exec();
-    this.ordersWritten += created.size;
+    const bad = new Set(refused.map((r) => r.id));
+    const written = items.filter((i) => !bad.has(i.id));
+    this.ordersWritten += written.filter((i) => i.kind === 'new').length;
     this.batchesWritten++;
+    await this.prune(written);
     return n;
+  }
+
+  /**
+   * Commit `items` in one transaction; when PostgreSQL refuses it for its data, commit each half
+   * (in stream order, so an order's creation goes before its change) down to single entries.
+   * Returns the entries refused alone. Any other error (connection, timeout) is thrown: the
+   * whole batch is read again and retried (every write here is idempotent).
+   */
+  private async commit(items: Item[]): Promise<Refused[]> {
+    if (items.length === 0) return [];
+    const created = new Map<string, Order>();
+    const changed = new Map<string, Order>();
+    for (const i of items) (i.kind === 'new' ? created : changed).set(i.order.orderId, i.order);
+    try {
+      await this.repo.applyBatch([...created.values()], [...changed.values()]);
+      return [];
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      if (items.length === 1) return [{ ...items[0], error: `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim() }];
+      const half = Math.ceil(items.length / 2);
+      return [...(await this.commit(items.slice(0, half))), ...(await this.commit(items.slice(half)))];
+    }
+  }
+
+  /**
+   * Keep the entries PostgreSQL refused in the deployment's quarantine stream, before they are
+   * acknowledged. Their orders were answered (202, or the change was) and Redis keeps them:
+   * the stock stays held until an operator repairs the record (see README). At least once: a
+   * crash between this and the XACK quarantines an entry twice.
+   */
+  private async quarantine(refused: Refused[]): Promise<void> {
+    const key = quarantineKey(this.keys.prefix);
+    const at = new Date().toISOString();
+    const p = this.redis.pipeline();
+    for (const r of refused) p.xadd(key, '*', 'stream', r.stream, 'id', r.id, 'error', r.error, 'at', at, ...r.fields);
+    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+    this.quarantinedHere += refused.length;
+    for (const r of refused) this.log.error({ stream: r.stream, entry: r.id, error: r.error }, 'order writer: PostgreSQL refused an order record; quarantined');
+  }
+
+  /**
+   * Settled orders (paid, cancelled, expired) are in PostgreSQL now: drop them from the sale's
+   * orders hash and the order index, if unchanged since (prune-order.lua). A hint of space only:
+   * a failure leaves them for reconcile to see, nothing else.
+   */
+  private async prune(written: Item[]): Promise<void> {
+    const settled = written.filter((i) => i.order.status !== 'reserved');
+    if (settled.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const i of settled) p.seckillPruneOrder(this.keys.orders(i.order.saleId), this.keys.orderIndex(), i.order.orderId, i.json);
+    await p.exec().catch((err: unknown) => this.log.warn({ err }, 'order writer: settled orders not pruned from Redis'));
   }
 
   /** Fault injection for crash tests only (see config.ts); logged so that a stray setting shows. */
@@ -138,14 +223,9 @@ export class StreamOrderWriter {
     }
   }
 
-  /** Drop entries every consumer acknowledged: below the oldest pending one, or below the last delivered. */
+  /** Drop entries every consumer acknowledged: below the oldest pending one, or below the last delivered (atomically). */
   private async trim(streams: string[]): Promise<void> {
-    for (const stream of streams) {
-      const pending = (await this.redis.xpending(stream, this.keys.writerGroup)) as [number, string | null, string | null, unknown];
-      let minId: string | null = pending[0] > 0 ? pending[1] : null;
-      if (!minId) minId = (await writerGroupInfo(this.redis, stream, this.keys.writerGroup))?.lastDeliveredId ?? null;
-      if (minId && minId !== '0-0') await this.redis.xtrim(stream, 'MINID', minId);
-    }
+    for (const stream of streams) await trimAcknowledged(this.redis, stream, this.keys.writerGroup);
     await this.measureBacklog(streams);
   }
 
@@ -154,6 +234,7 @@ export class StreamOrderWriter {
     let backlog = 0;
     for (const stream of streams) backlog += backlogOf(await writerGroupInfo(this.redis, stream, this.keys.writerGroup));
     this.backlog = backlog;
+    this.quarantined = await this.redis.xlen(quarantineKey(this.keys.prefix));
   }
 
   private async createGroups(): Promise<void> {
@@ -174,3 +255,13 @@ function fieldMap(fields: string[]): Map<string, string> {
   return m;
 }
 
+
+/**
+ * PostgreSQL refused the data itself (SQLSTATE class 22 data exception, e.g. 22021 a NUL byte
+ * in text; class 23 integrity constraint): the same entries would be refused forever. Anything
+ * else (connection lost, timeout, server shutting down) is worth retrying as it is.
+ */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+}
