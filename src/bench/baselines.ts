@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -19,7 +20,10 @@ export async function cannon(url: string, connections: number, duration: number,
 
 /** (a) The ceiling of any Node HTTP route here: bare node:http answering a fixed small JSON. */
 export async function bareHttp(connections: number, duration: number): Promise<HttpFigures> {
-  const bare = await startChild(['--import', 'tsx', 'src/bench/bare-server.ts'], {}, null);
+  // Compiled (dist/): the compiled server beside this module; from the sources: through tsx.
+  const compiled = import.meta.url.endsWith('.js');
+  const args = compiled ? [fileURLToPath(new URL('./bare-server.js', import.meta.url))] : ['--import', 'tsx', 'src/bench/bare-server.ts'];
+  const bare = await startChild(args, {}, null);
   try {
     return await cannon(bare.url, connections, duration, { method: 'POST', body: '{"quantity":1}', headers: { 'content-type': 'application/json' } });
   } finally {
