@@ -93,8 +93,11 @@ export async function reconcile(
   let repaired = false;
   if (opts.repair && differences.length > 0 && pendingWrites === 0) {
     await repo.applyBatch(missing, stale);
-    // Recompute Redis's counters from the record: drop them and rebuild from the database.
-    await redis.del(keys.sale(saleId), keys.holdings(saleId), keys.orders(saleId));
+    // Recompute Redis's counters from the record. The sale stops being `ready` (every script then
+    // leaves it alone) and is rebuilt the safe way: the writers drain its stream, the database is
+    // read inside the rebuild fence, the record is written whole (RedisStockEngine.rebuild). On a
+    // live sale, buys wait for the rebuild or get 503 busy; none is lost.
+    await redis.hdel(keys.sale(saleId), 'ready');
     await new RedisStockEngine(redis, keys, repo, pino({ level: 'silent' })).load(sale);
     repaired = true;
   }

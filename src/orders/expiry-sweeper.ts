@@ -22,10 +22,12 @@ export class ExpirySweeper {
     this.running = true;
     try {
       let total = 0;
+      // Each batch sets aside the orders it could not expire, so a full batch of failures
+      // still moves the sweep on to the orders behind them.
       for (;;) {
-        const n = await this.orders.expireDue(Date.now(), 1000);
-        total += n;
-        if (n < 1000) break;
+        const r = await this.orders.expireDueBatch(Date.now(), 1000);
+        total += r.expired;
+        if (!r.more) break;
       }
       if (total > 0) this.log.info({ expired: total }, 'reservations expired; stock returned');
       return total;

@@ -5,6 +5,12 @@ import type { Order } from '../domain/order.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { OrderRepository, Transition } from './repository.js';
 
+/** The expiry sweep sets an order it could not expire aside for this long (failed / not changed). */
+const EXPIRY_RETRY_FAILED_MS = 10_000;
+const EXPIRY_RETRY_UNCHANGED_MS = 5000;
+/** Bound on the orders set aside at once (each costs a row in the sweep's query). */
+const MAX_SET_ASIDE = 50_000;
+
 /** Who asks: an operator (admin key) or a user. */
 export type Actor = { kind: 'admin' } | { kind: 'user'; userId: string };
 
@@ -82,12 +88,52 @@ export class OrderService {
     return this.cancel(orderId, actor, now, attempt + 1);
   }
 
-  /** Expire every reservation past its window; returns how many this call expired. */
+  /** Expire reservations past their window (one batch); returns how many this call expired. */
   async expireDue(now = Date.now(), limit = 1000): Promise<number> {
-    const due = await this.repo.dueForExpiry(now, limit);
-    let n = 0;
-    for (const o of due) if (await this.end(o, { to: 'expired' }, now)) n++;
-    return n;
+    return (await this.expireDueBatch(now, limit)).expired;
+  }
+
+  /**
+   * One batch of the expiry sweep: up to `limit` due reservations, each on its own. An order
+   * that fails (its store refuses, or it cannot be settled yet) is logged and set aside for a
+   * while, so that the next batch reaches the orders behind it instead of retrying the same
+   * ones forever. `more`: the batch was full, ask again.
+   */
+  async expireDueBatch(now = Date.now(), limit = 1000): Promise<{ expired: number; more: boolean }> {
+    const t = Date.now();
+    for (const [id, retryAt] of this.expiryBackoff) if (retryAt <= t) this.expiryBackoff.delete(id);
+    const due = await this.repo.dueForExpiry(now, limit + this.expiryBackoff.size);
+    let expired = 0;
+    let tried = 0;
+    let failedInARow = 0;
+    let firstError: unknown = null;
+    let failed = 0;
+    for (const o of due) {
+      if (this.expiryBackoff.has(o.orderId)) continue;
+      if (tried >= limit) break;
+      tried++;
+      try {
+        if (await this.end(o, { to: 'expired' }, now)) expired++;
+        // Not changed: settled elsewhere and the database not caught up yet (the order writer).
+        else this.setAside(o.orderId, EXPIRY_RETRY_UNCHANGED_MS);
+        failedInARow = 0;
+      } catch (err) {
+        failed++;
+        firstError ??= err;
+        this.setAside(o.orderId, EXPIRY_RETRY_FAILED_MS);
+        // A store that is down fails every order: stop here, the next sweep tries again.
+        if (++failedInARow >= 10) break;
+      }
+    }
+    if (failed > 0) this.log.warn({ failed, expired, err: firstError }, 'expiry: some reservations could not be expired; set aside, retried later');
+    return { expired, more: tried >= limit && failedInARow < 10 };
+  }
+
+  /** Orders the sweep set aside, and when to try each again (an in-process hint that expires). */
+  private readonly expiryBackoff = new Map<string, number>();
+
+  private setAside(orderId: string, ms: number): void {
+    if (this.expiryBackoff.size < MAX_SET_ASIDE) this.expiryBackoff.set(orderId, Date.now() + ms);
   }
 
   /** Cancel or expire: the winner's order comes back, its stock already returned by the engine. */

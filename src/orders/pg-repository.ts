@@ -184,4 +184,10 @@ export class PgOrderRepository implements OrderRepository {
   async close(): Promise<void> {
     await this.pool.end();
   }
+
+  /** A sale's reserved and paid orders, read on the given client (one holding the rebuild fence). */
+  async openOrdersOn(client: pg.ClientBase, saleId: string): Promise<Order[]> {
+    const r = await client.query<OrderRow>(`SELECT * FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid')`, [saleId]);
+    return r.rows.map(toOrder);
+  }
 }

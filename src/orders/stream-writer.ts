@@ -7,6 +7,7 @@ import { parseStoredOrder } from '../engine/redis-engine.js';
 import type { RedisKeys } from '../engine/redis-keys.js';
 import { backlogOf, quarantineKey, trimAcknowledged, writerGroupInfo } from '../engine/writer-group.js';
 import type { PgOrderRepository } from './pg-repository.js';
+import { WriterFence } from './rebuild-fence.js';
 
 type Entry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: Entry[]]>;
@@ -55,6 +56,7 @@ export class StreamOrderWriter {
   /** Entries of all streams not yet written (undelivered + pending), refreshed by the trim pass. */
   backlog = 0;
   lastError: Error | null = null;
+  private fence: WriterFence | null = null;
   /** Entries in the deployment's quarantine (all writers), refreshed with the backlog. */
   quarantined = 0;
   /** Entries this writer quarantined since it started. */
@@ -84,16 +86,20 @@ export class StreamOrderWriter {
           await sleep(100);
           continue;
         }
-        const reply = (await this.redis.xreadgroup(
-          'GROUP', this.keys.writerGroup, this.consumer, 'COUNT', this.opts.batch, 'BLOCK', 100,
-          'STREAMS', ...streams, ...streams.map(() => (recovering ? '0' : '>')),
-        )) as StreamReply | null;
-        const got = reply ? await this.apply(reply) : 0;
+        // Read → commit → acknowledge inside the rebuild fence (rebuild-fence.ts).
+        const fence = (this.fence ??= new WriterFence(this.repo.pool.options));
+        const got = await fence.run(async () => {
+          const reply = (await this.redis.xreadgroup(
+            'GROUP', this.keys.writerGroup, this.consumer, 'COUNT', this.opts.batch, 'BLOCK', 100,
+            'STREAMS', ...streams, ...streams.map(() => (recovering ? '0' : '>')),
+          )) as StreamReply | null;
+          return reply ? this.apply(reply) : 0;
+        });
         if (recovering && got === 0) recovering = false;
         const now = Date.now();
         if (now - this.lastClaim > Math.min(1000, this.opts.claimIdleMs)) {
           this.lastClaim = now;
-          await this.claim(streams);
+          await fence.run(() => this.claim(streams));
         }
         if (now - this.lastTrim > 1000) {
           this.lastTrim = now;
@@ -246,6 +252,7 @@ export class StreamOrderWriter {
   async close(): Promise<void> {
     this.stopped = true;
     await this.loop;
+    await this.fence?.close();
   }
 }
 

@@ -1,18 +1,24 @@
 --[[
-  init-sale: create a sale's stock record if, and only if, it does not exist yet. The record's
-  existence (its `available` field, which is what `reserve` checks) is the test, not the key's: a
-  lone `paused` written by an operator's pause/resume while Redis had lost the sale is newer than
-  the rebuilding process's copy of the sale, so it is kept. The record is written last, after the
-  holdings and orders of a rebuild; two processes racing to create it leave one record.
+  init-sale: the last step of a rebuild: write the sale's stock record whole, with `ready`, in
+  one step, so no script ever sees (or writes into) a half-built sale. Only the holder of the
+  rebuild lock may do it, and only when the holdings it wrote add up to what it read from the
+  database. A lone `paused` written by an operator while Redis had lost the sale is newer than
+  the rebuilding process's copy of the sale, so it is kept; any other stray field is overwritten.
 
-  KEYS[1] sale hash
-  ARGV[1] stock  ARGV[2] available  ARGV[3] limit  ARGV[4] startsAt  ARGV[5] endsAt (0 = none)
-  ARGV[6] paused (0|1)  ARGV[7] priceCents  ARGV[8] paymentWindowSeconds
+  KEYS[1] sale hash   KEYS[2] rebuild lock   KEYS[3] holdings hash
+  ARGV[1] lock token
+  ARGV[2] stock  ARGV[3] available  ARGV[4] limit  ARGV[5] startsAt  ARGV[6] endsAt (0 = none)
+  ARGV[7] paused (0|1)  ARGV[8] priceCents  ARGV[9] paymentWindowSeconds  ARGV[10] units held
 
-  Returns 1 when created, 0 when it already existed.
+  Returns 1 created, 0 already loaded, -2 the lock is not ours, -3 holdings do not add up.
 ]]
-if redis.call('HEXISTS', KEYS[1], 'available') == 1 then return 0 end
-local paused = redis.call('HGET', KEYS[1], 'paused') or ARGV[6]
-redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'available', ARGV[2], 'limit', ARGV[3], 'startsAt', ARGV[4],
-  'endsAt', ARGV[5], 'paused', paused, 'price', ARGV[7], 'window', ARGV[8])
+if redis.call('HGET', KEYS[1], 'ready') == '1' then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -2 end
+local held = 0
+local vals = redis.call('HVALS', KEYS[3])
+for i = 1, #vals do held = held + tonumber(vals[i]) end
+if held ~= tonumber(ARGV[10]) then return -3 end
+local paused = redis.call('HGET', KEYS[1], 'paused') or ARGV[7]
+redis.call('HSET', KEYS[1], 'stock', ARGV[2], 'available', ARGV[3], 'limit', ARGV[4], 'startsAt', ARGV[5],
+  'endsAt', ARGV[6], 'paused', paused, 'price', ARGV[8], 'window', ARGV[9], 'ready', '1')
 return 1

@@ -7,13 +7,21 @@
   KEYS[1] sale hash        KEYS[2] holdings hash   KEYS[3] orders hash
   KEYS[4] orders stream    KEYS[5] orderId → saleId index
   ARGV[1] saleId  ARGV[2] userId  ARGV[3] quantity  ARGV[4] now (epoch ms)  ARGV[5] orderId
+  ARGV[6] deadline: epoch ms in REDIS's clock (TIME) after which the script changes nothing
 
   Returns {code, available, held, expiresAt}:
     1 reserved, -1 sale not loaded (rebuild it), -2 paused, -3 not started, -4 ended,
-    -5 limit reached, -6 sold out.
+    -5 limit reached, -6 sold out, -7 too late (ran after its deadline: nothing changed).
+
+  The deadline is what lets a caller whose reply never came learn the truth: once Redis's clock
+  is past it, an order that is not there will never be made by this call. (Redis 7 replicates a
+  script's effects, not the script, so reading TIME before writing is allowed.)
 ]]
-local s = redis.call('HMGET', KEYS[1], 'available', 'limit', 'startsAt', 'endsAt', 'paused', 'price', 'window')
-if not s[1] then return {-1, 0, 0, 0} end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[6]) then return {-7, 0, 0, 0} end
+local s = redis.call('HMGET', KEYS[1], 'available', 'limit', 'startsAt', 'endsAt', 'paused', 'price', 'window', 'ready')
+-- Only a complete record (written whole by init-sale, marked `ready`) is a loaded sale.
+if s[8] ~= '1' then return {-1, 0, 0, 0} end
 local available = tonumber(s[1])
 local limit = tonumber(s[2])
 local now = tonumber(ARGV[4])

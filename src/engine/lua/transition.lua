@@ -8,10 +8,12 @@
 
   Returns {code, orderJson, available}:
     1 changed; 0 not changed (not reserved, or paying past the window: orderJson is the current
-    order); -1 unknown order (not in Redis).
+    order); -1 sale not loaded (no complete record: rebuild it, write nothing into it);
+    -2 unknown order in a loaded sale (the engine may adopt it from the database).
 ]]
+if redis.call('HGET', KEYS[1], 'ready') ~= '1' then return {-1, '', 0} end
 local raw = redis.call('HGET', KEYS[3], ARGV[1])
-if not raw then return {-1, '', 0} end
+if not raw then return {-2, '', 0} end
 local o = cjson.decode(raw)
 local to = ARGV[2]
 local now = tonumber(ARGV[3])
