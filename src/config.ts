@@ -1,7 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
-import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
+import { validateEnv } from './config-errors.js';
 
 /** An on/off switch: 1/0, true/false, yes/no. */
 const Flag = (dflt: boolean) =>
@@ -116,9 +116,12 @@ export interface Config {
   testWriterPauseBeforeCommitMs: number;
 }
 
-/** One typed config, read from the environment and validated; a bad value stops the start. */
+/**
+ * One typed config, read from the environment and validated; a bad value stops the start with a
+ * ConfigError naming the variable, its value and what is allowed (src/config-errors.ts).
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const e = envSchema<Env>({ schema: EnvSchema, data: env, env: false, dotenv: false });
+  const e = validateEnv<Env>(EnvSchema, env);
   return {
     port: e.PORT,
     host: e.HOST,

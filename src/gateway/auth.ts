@@ -101,7 +101,14 @@ export class Auth {
   /** For /api/admin: the admin key, or 403 for a valid user, or 401. */
   requireAdmin(token: string | null): void {
     if (token && this.isAdminKey(token)) return;
-    this.user(token); // throws 401 when it is not a valid user token either
+    // Neither the admin key nor a valid user token: say so in the operators' words (401).
+    try {
+      this.user(token);
+    } catch {
+      throw new SeckillError('unauthorized', token
+        ? 'Wrong admin key: operator routes need the admin key (SECKILL_ADMIN_KEY or the data dir\'s secrets.json) as a bearer token.'
+        : 'Missing admin key: operator routes need it as a bearer token.');
+    }
     throw new SeckillError('forbidden', 'Operators only.');
   }
 }
