@@ -1,5 +1,7 @@
 import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
+import { parseCents, parsePrice, priceCentsOf, protectSaleIds } from './args.js';
+import { adminCall as callService, credential, type AdminCallOptions } from './target.js';
 import { loadConfig } from '../config.js';
 import { signUserToken } from '../gateway/auth.js';
 import { resolveSecrets, type SecretsEnv } from '../secrets.js';
@@ -24,24 +26,9 @@ function positiveInt(text: string): number {
   return n;
 }
 
-/** The admin key and base URL the operator commands talk to a running seckill with. */
-function adminTarget(opts: { url?: string }) {
-  const config = loadConfig();
-  const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo });
-  const url = opts.url ?? `http://${config.host}:${config.port}`;
-  return { url, adminKey: secrets.adminKey };
-}
-
-async function adminCall(opts: { url?: string }, method: string, path: string, body?: unknown): Promise<void> {
-  const { url, adminKey } = adminTarget(opts);
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  process.stdout.write(text + '\n');
-  if (!res.ok) process.exitCode = 1;
+/** An admin API call to the running service (src/cli/target.ts: which service, which key; never a new data dir). */
+function adminCall(opts: AdminCallOptions, method: string, path: string, body?: unknown): Promise<void> {
+  return callService(loadConfig(), opts, method, path, body);
 }
 
 const program = new Command('seckill').description('Flash-sale service: sells exactly the stock under a storm of buyers');
@@ -82,14 +69,37 @@ function runPrimary(dataDir: string, env: SecretsEnv, workers: number): void {
   // Each worker logs it too; the console says it once, at every start.
   if (secrets.demo) process.stdout.write(demoBanner(secrets.demoReason));
   let stopping = false;
+  let exitCode = 0;
+  // Until a worker has listened, a worker's death is a start-up error (bad configuration, a store
+  // it cannot reach): every replacement would fail the same way, so the primary exits with it.
+  // Later, a dead worker is replaced; one that dies again before listening waits longer each time.
+  let serving = false;
+  let failedStarts = 0;
+  const listened = new Set<number>();
+  cluster.on('listening', (worker) => {
+    listened.add(worker.id);
+    serving = true;
+    failedStarts = 0;
+  });
   for (let i = 0; i < workers; i++) cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
+    const how = signal ?? `exit code ${code}`;
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
       return;
     }
-    process.stderr.write(`seckill: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
-    cluster.fork();
+    if (!serving) {
+      process.stderr.write(`seckill: worker ${worker.process.pid} could not start (${how}; its error is above): stopping\n`);
+      exitCode = 1;
+      stop();
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
+      return;
+    }
+    const delay = listened.has(worker.id) ? 0 : Math.min(30_000, 1000 * 2 ** failedStarts++);
+    process.stderr.write(`seckill: worker ${worker.process.pid} exited (${how}); starting another${delay ? ` in ${delay / 1000} s` : ''}\n`);
+    setTimeout(() => {
+      if (!stopping) cluster.fork();
+    }, delay).unref();
   });
   const stop = () => {
     stopping = true;
@@ -103,10 +113,11 @@ program
   .command('token <userId>')
   .description('print a signed user token (HS256, SECKILL_USER_SECRET or the data dir secret)')
   .option('--ttl <duration>', 'lifetime', parseDuration, 3600_000)
-  .action((userId: string, opts: { ttl: number }) => {
-    const config = loadConfig();
-    const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo });
-    process.stdout.write(signUserToken(secrets.userSecret, userId, Math.ceil(opts.ttl / 1000)) + '\n');
+  .option('--data-dir <dir>', 'the running service\'s data dir (default: SECKILL_DATA_DIR, ./data, the checkout\'s data)')
+  .action((userId: string, opts: { ttl: number; dataDir?: string }) => {
+    const secret = credential(loadConfig(), 'userSecret', opts.dataDir);
+    process.stderr.write(`seckill: signed with the user secret from ${secret.from}\n`);
+    process.stdout.write(signUserToken(secret.value, userId, Math.ceil(opts.ttl / 1000)) + '\n');
   });
 
 const sale = program.command('sale').description('create and inspect sales on a running seckill (admin key from env or data dir)');
@@ -115,19 +126,21 @@ sale
   .command('create')
   .requiredOption('--name <name>', 'what is sold')
   .requiredOption('--stock <n>', 'units for sale', positiveInt)
-  .requiredOption('--price <cents>', 'price in the smallest currency unit', positiveInt)
+  .option('--price <amount>', 'price in currency units, at most two decimals (49.99), as in the dashboard', parsePrice)
+  .option('--price-cents <n>', 'or the price in the smallest currency unit (4999)', parseCents)
   .option('--starts-in <duration>', 'opens after this long', parseDuration, 30_000)
   .option('--duration <duration>', 'stays open this long', parseDuration, 3600_000)
   .option('--limit <n>', 'units per user', positiveInt, 1)
   .option('--payment-window <duration>', 'time to pay a reservation', parseDuration, 600_000)
   .option('--description <text>', 'shown on the sale page', '')
   .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
-  .action(async (o: { name: string; stock: number; price: number; startsIn: number; duration: number; limit: number; paymentWindow: number; description: string; url?: string }) => {
+  .option('--data-dir <dir>', 'the running service\'s data dir, for its admin key')
+  .action(async (o: { name: string; stock: number; price?: number; priceCents?: number; dataDir?: string; startsIn: number; duration: number; limit: number; paymentWindow: number; description: string; url?: string }) => {
     const startsAt = Date.now() + o.startsIn;
     await adminCall(o, 'POST', '/api/admin/sales', {
       name: o.name,
       description: o.description,
-      priceCents: o.price,
+      priceCents: priceCentsOf(o),
       stock: o.stock,
       startsAt: new Date(startsAt).toISOString(),
       endsAt: new Date(startsAt + o.duration).toISOString(),
@@ -139,7 +152,8 @@ sale
 sale
   .command('show <saleId>')
   .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
-  .action(async (saleId: string, o: { url?: string }) => {
+  .option('--data-dir <dir>', 'the running service\'s data dir, for its admin key')
+  .action(async (saleId: string, o: AdminCallOptions) => {
     await adminCall(o, 'GET', `/api/admin/sales/${encodeURIComponent(saleId)}`);
   });
 
@@ -190,7 +204,7 @@ program
     }
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+program.parseAsync(protectSaleIds(program, process.argv)).catch((err: unknown) => {
   process.stderr.write(`seckill: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -6,6 +6,17 @@ import type { LocalRefusals } from '../gateway/local-refusals.js';
 import type { SaleSignals } from '../gateway/signals.js';
 import type { OrderRepository } from '../orders/repository.js';
 
+/**
+ * A new sale id: 12 base64url characters (72 random bits). Never one that begins with `-`, which
+ * a command line would read as an option (`seckill sale show -x…`).
+ */
+export function newSaleId(): string {
+  for (;;) {
+    const id = crypto.randomBytes(9).toString('base64url');
+    if (id[0] !== '-') return id;
+  }
+}
+
 export interface NewSale {
   name: string;
   description?: string;
@@ -100,7 +111,7 @@ export class SaleService {
       throw new SeckillError('bad_request', 'endsAt must be after startsAt.');
     }
     const sale: Sale = {
-      id: crypto.randomBytes(9).toString('base64url'),
+      id: newSaleId(),
       name: input.name,
       description: input.description ?? '',
       priceCents: input.priceCents,
