@@ -23,10 +23,14 @@ import { PgOrderRepository } from './orders/pg-repository.js';
 import type { OrderRepository } from './orders/repository.js';
 import { SqliteOrderRepository } from './orders/sqlite-repository.js';
 import { StreamOrderWriter } from './orders/stream-writer.js';
+import { OwnedStatusTotals, RefreshedStatusTotals, type SaleStatusTotals } from './orders/status-totals.js';
 import { SaleService } from './sales/sale-service.js';
 import { resolveSecrets, type Secrets } from './secrets.js';
 
 export type Mode = 'embedded' | 'postgres' | 'distributed';
+
+/** Distributed mode: how often the status totals for /metrics are read again (while scraped). */
+const TOTALS_REFRESH_MS = 5000;
 
 /** What /readyz and /metrics need of whichever order writer runs. */
 export interface WriterStatus {
@@ -55,6 +59,8 @@ export interface Services {
   ipLimit: RateLimit;
   userLimit: RateLimit;
   metrics: Metrics;
+  /** Units per order status and sale (admin stats, dashboard, /metrics): read here, never summed per scrape. */
+  totals: SaleStatusTotals;
   /** Operators' switches: refuse every buy, degraded (no SSE). */
   switches: Switches;
   /** Set switches here and on every other process. */
@@ -92,6 +98,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   const switches = new Switches();
   const breakers: Breaker[] = [];
   let pgRepo: PgOrderRepository | null = null;
+  let ownedTotals: OwnedStatusTotals | null = null;
 
   if (mode === 'embedded') {
     repo = new SqliteOrderRepository(config.dataDir, config.sqliteSync);
@@ -146,7 +153,9 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   } else {
     const groupWriter = new OrderWriter(repo, { groupCommitMs: config.groupCommitMs, maxBatch: config.writerBatch }, log);
     writer = groupWriter;
-    engine = new MemoryStockEngine(groupWriter, repo);
+    // One process owns the data here: the status totals are counted from the engine's decisions.
+    ownedTotals = new OwnedStatusTotals(repo);
+    engine = ownedTotals.counting(new MemoryStockEngine(groupWriter, repo));
     closers.push(() => groupWriter.close());
   }
 
@@ -171,9 +180,13 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   // Order event streams served here hear of changes made in the other processes.
   if (redisSignals) redisSignals.onOrderChanged = (o) => orders.events.emit(o.orderId, o);
   const sweeper = new ExpirySweeper(orders, config.sweepMs, log);
+  // Distributed: every process's writers add orders; totals for scrapes are refreshed in the background.
+  const statusTotals: SaleStatusTotals = ownedTotals ?? new RefreshedStatusTotals(repo, () => sales.all().map((s) => s.id), TOTALS_REFRESH_MS, log);
+  if (statusTotals instanceof RefreshedStatusTotals) statusTotals.start();
   const metrics = new Metrics({
     available: () => sales.all().map((s) => [s.id, engine.available(s.id)]),
-    totals: async () => Promise.all(sales.all().map(async (s) => [s.id, { ...(await repo.totals(s.id)) }] as [string, Record<string, number>])),
+    // O(sales): no database work on the scrape path (issue 9, defect 11).
+    totals: async () => statusTotals.snapshot(sales.all().map((s) => s.id)) as unknown as Array<[string, Record<string, number>]>,
     writerBacklog: () => writer.backlog,
     ordersWritten: () => writer.ordersWritten,
     writerQuarantined: () => writer.quarantined ?? 0,
@@ -208,6 +221,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     ipLimit: new RateLimit(config.ratePerIp),
     userLimit,
     metrics,
+    totals: statusTotals,
     switches,
     breakers,
     async setSwitches(values) {
@@ -233,6 +247,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     },
     async close() {
       sweeper.stop();
+      statusTotals.close();
       await engine.close();
       for (const c of closers) await c();
       await repo.close();

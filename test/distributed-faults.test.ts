@@ -98,7 +98,7 @@ test('switches set through one process apply on the others and show in their /me
     const set = await timedCall(a, 'POST', '/api/admin/switches', { token: ADMIN_KEY, body: { refuseBuys: true } }, 5000);
     assert.equal(set.status, 200, set.text);
     await until('refuseBuys on the other process', async () => (await timedCall(b, 'GET', '/api/admin/switches', { token: ADMIN_KEY }, 5000)).body.refuseBuys === true, 3000);
-    const m = (await timedCall(b, 'GET', '/metrics', {}, 5000)).text;
+    const m = (await timedCall(b, 'GET', '/metrics', { token: ADMIN_KEY }, 5000)).text;
     assert.equal(metric(m, 'seckill_switch', 'name="refuseBuys"'), 1);
     const refused = await buyOn(b, 'alice');
     assert.equal(refused.status, 503, refused.text);
@@ -107,7 +107,7 @@ test('switches set through one process apply on the others and show in their /me
     // Off through the other one.
     await timedCall(b, 'POST', '/api/admin/switches', { token: ADMIN_KEY, body: { refuseBuys: false } }, 5000);
     await until('refuseBuys off on the first process', async () => (await timedCall(a, 'GET', '/api/admin/switches', { token: ADMIN_KEY }, 5000)).body.refuseBuys === false, 3000);
-    assert.equal(metric((await timedCall(a, 'GET', '/metrics', {}, 5000)).text, 'seckill_switch', 'name="refuseBuys"'), 0);
+    assert.equal(metric((await timedCall(a, 'GET', '/metrics', { token: ADMIN_KEY }, 5000)).text, 'seckill_switch', 'name="refuseBuys"'), 0);
     const ok = await buyOn(a, 'alice');
     assert.equal(ok.status, 202, ok.text);
     assert.equal((await cluster.orders(saleId)).length, 1, 'one row: the buy after the switch was off');
@@ -150,7 +150,7 @@ test('PostgreSQL stopped under load, mode "postgres": 503 busy at once, stock pu
     const settledAvailable = () => until('no reservation waiting for its commit', () => (s.writer.backlog === 0 ? s.engine.available(saleId) + 0.5 : undefined), 2000, 1).then((v) => v - 0.5);
     await sleep(200);
     const availableDuring = await settledAvailable();
-    const m = (await timedCall(url, 'GET', '/metrics', {}, FAST_MS)).text;
+    const m = (await timedCall(url, 'GET', '/metrics', { token: ADMIN_KEY }, FAST_MS)).text;
     assert.equal(metric(m, 'seckill_breaker_open', 'store="database"'), 1, 'breaker open in /metrics');
     const me = await timedCall(url, 'GET', '/api/me/orders', { token: userToken('someone') }, FAST_MS);
     assert.equal(me.status, 503, me.text);
@@ -267,7 +267,7 @@ test('PostgreSQL stopped under load, distributed: Redis keeps deciding, the back
       const backlog = (r.body.pressure as { writerBacklog: number }).writerBacklog;
       lastBacklog = backlog;
       // Shed at the path already (sheddable like the buy): the load counts those as path failures.
-      const shed = metricSum((await timedCall(bounded, 'GET', '/metrics', {}, FAST_MS)).text, 'seckill_shed_total');
+      const shed = metricSum((await timedCall(bounded, 'GET', '/metrics', { token: ADMIN_KEY }, FAST_MS)).text, 'seckill_shed_total');
       return backlog > BACKLOG && shed > 0 ? { backlog, shed, ready: r.status } : undefined;
     }, 8000, 50).catch((err: Error) => {
       throw new Error(`${err.message} (writer backlog ${lastBacklog}; paths refused ${JSON.stringify(load!.pathFailures)})`);
@@ -343,14 +343,14 @@ test('Redis stopped under load: 503 busy fast, /readyz 503 and the breaker open 
       const r = await timedCall(url, 'GET', '/readyz', {}, FAST_MS);
       return r.status === 503 ? r.body.checks : undefined;
     }, 3000, 50);
-    const breakerOpen = await until('breaker open in /metrics', async () => metric((await timedCall(url, 'GET', '/metrics', {}, FAST_MS)).text, 'seckill_breaker_open', 'store="stock service"') === 1, 3000, 50);
+    const breakerOpen = await until('breaker open in /metrics', async () => metric((await timedCall(url, 'GET', '/metrics', { token: ADMIN_KEY }, FAST_MS)).text, 'seckill_breaker_open', 'store="stock service"') === 1, 3000, 50);
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down)));
     const restart = Date.now();
     await redis.start();
     const up = Date.now();
     const first = await until('a 202 after the restart', () => load!.records.find((r) => r.status === 202 && r.t0 >= up), 5000, 10);
     await until('/readyz 200', async () => (await timedCall(url, 'GET', '/readyz', {}, FAST_MS)).status === 200, 5000, 50);
-    assert.equal(metric((await timedCall(url, 'GET', '/metrics', {}, FAST_MS)).text, 'seckill_breaker_open', 'store="stock service"'), 0);
+    assert.equal(metric((await timedCall(url, 'GET', '/metrics', { token: ADMIN_KEY }, FAST_MS)).text, 'seckill_breaker_open', 'store="stock service"'), 0);
     await load.stop();
 
     const records = load.records;

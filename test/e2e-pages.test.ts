@@ -323,7 +323,7 @@ describe('pages in a real browser', { skip: missing ?? distributed ?? false }, (
     const sale = await t.createSale({ stock: 10, startsIn: 60_000 });
     /** Requests served so far, by route (from /metrics). */
     const served = async (): Promise<Map<string, number>> => {
-      const m = await t.call('GET', '/metrics');
+      const m = await t.call('GET', '/metrics', { token: ADMIN_KEY });
       const byRoute = new Map<string, number>();
       for (const l of m.text.split('\n')) {
         const route = /^seckill_http_requests_total\{.*route="([^"]*)"/.exec(l)?.[1];

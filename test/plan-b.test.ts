@@ -55,7 +55,7 @@ test('operator switches: refuseBuys and degraded, visible in /metrics, nothing c
     const bobPath = await srv.call('POST', `/api/sales/${sale.id}/path`, { token: bob });
     assert.equal(bobPath.status, 200, bobPath.text);
 
-    const metrics = async () => (await srv.call('GET', '/metrics')).text;
+    const metrics = async () => (await srv.call('GET', '/metrics', { token: ADMIN_KEY })).text;
     assert.equal(metric(await metrics(), 'seckill_switch', 'name="refuseBuys"'), 0);
     assert.deepEqual((await srv.admin('GET', '/api/admin/switches')).body, { refuseBuys: false, degraded: false });
     // Operators only.
@@ -260,7 +260,7 @@ test('overload: thousands of concurrent buyers; sheds with 503 busy, bounded p99
     assert.ok(alive(child), `seckill died: ${output.join('').slice(-2000)}`);
     const health = await timedCall(url, 'GET', '/healthz', {}, 5000);
     assert.equal(health.status, 200);
-    const metricsText = (await timedCall(url, 'GET', '/metrics', {}, 5000)).text;
+    const metricsText = (await timedCall(url, 'GET', '/metrics', { token: ADMIN_KEY }, 5000)).text;
     const shed = metricSum(metricsText, 'seckill_shed_total');
 
     const byStatus: Record<string, number> = {};

@@ -58,7 +58,7 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get('/api/admin/sales/:saleId', { schema: { params: SaleIdParams } }, async (req) => {
       const sale = (await find(req.params.saleId));
       const [t, available, pendingWrites, requests] = await Promise.all([
-        s.repo.totals(sale.id),
+        s.totals.read(sale.id),
         s.engine.availableNow(sale.id),
         s.engine.pendingWrites(sale.id),
         s.metrics.allSaleRequests(sale.id),

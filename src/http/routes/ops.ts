@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Auth } from '../../gateway/auth.js';
 import type { Services } from '../../services.js';
 
 export function opsRoutes(s: Services): FastifyPluginAsyncTypebox {
@@ -26,7 +27,10 @@ export function opsRoutes(s: Services): FastifyPluginAsyncTypebox {
       };
     });
 
-    app.get('/metrics', async (_req, reply) => {
+    // Not public: the metrics token (SECKILL_METRICS_TOKEN) or the admin key, as a bearer token;
+    // anything else is 401 before a single metric is collected. Also under the per-address limit.
+    const metricsAuth = { onRequest: async (req: { headers: { authorization?: string } }) => s.auth.requireMetrics(Auth.bearer(req.headers.authorization)) };
+    app.get('/metrics', metricsAuth, async (_req, reply) => {
       reply.header('content-type', s.metrics.registry.contentType);
       return s.metrics.registry.metrics();
     });

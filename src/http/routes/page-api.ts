@@ -25,7 +25,7 @@ export function liveRoutes(s: Services): FastifyPluginAsyncTypebox {
       const sale = s.sales.get(req.params.saleId) ?? (await s.sales.find(req.params.saleId));
       if (!sale) throw new SeckillError('not_found', 'No such sale.');
       const [totals, available, pendingWrites, requests] = await Promise.all([
-        s.repo.totals(sale.id),
+        s.totals.read(sale.id),
         s.engine.availableNow(sale.id),
         s.engine.pendingWrites(sale.id),
         s.metrics.allSaleRequests(sale.id),
