@@ -118,6 +118,10 @@ describe('order writer: quarantine and prune', { skip: skip || undefined }, () =
       10_000,
       200,
     );
+    // And on the dashboard's data (admin API).
+    const live = await timedCall(url, 'GET', `/api/admin/sales/${saleId}/live`, { token: ADMIN_KEY }, 10_000);
+    assert.equal(live.status, 200, live.text);
+    assert.equal((live.body.writer as { quarantined?: number }).quarantined, 2, live.text.slice(0, 300));
   });
 
   test('settled orders leave Redis once written, and are still answered', async () => {

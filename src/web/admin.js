@@ -371,6 +371,10 @@
     $('k-p99').textContent = ms(last(store.p99));
     $('k-written').textContent = i >= 0 ? num(store.written[i]) : '—';
     $('k-backlog').textContent = num(d.writer.backlog);
+    // Records the database refused: an operator must repair them (README, distributed mode).
+    const quarantined = d.writer.quarantined ?? 0;
+    $('k-quarantined').textContent = num(quarantined);
+    $('k-quarantined').style.color = quarantined > 0 ? '#b91c1c' : '';
     if (d.soldOutAt) {
       const after = ((Date.parse(d.soldOutAt) - Date.parse(sale.startsAt)) / 1000).toFixed(1);
       $('k-soldout').replaceChildren(time(d.soldOutAt), h('span', { className: 'sub', textContent: `${after} s after the start` }));

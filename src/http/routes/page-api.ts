@@ -36,7 +36,8 @@ export function liveRoutes(s: Services): FastifyPluginAsyncTypebox {
         sale: saleAdmin(sale, now, s.engine.available(sale.id)),
         serverTime: iso(now),
         stats: { stock: sale.stock, ...totals, available, pendingWrites, requests },
-        writer: { ordersWritten: s.writer.ordersWritten, backlog: s.writer.backlog },
+        // quarantined: order records PostgreSQL refused, waiting for an operator (distributed mode).
+        writer: { ordersWritten: s.writer.ordersWritten, backlog: s.writer.backlog, quarantined: s.writer.quarantined ?? 0 },
         soldOutAt: iso(s.metrics.live.soldOutAt(sale.id, available)),
         // Per-second series of this process (distributed mode: of the process that answers).
         series: s.metrics.live.series(sale.id, now, req.query.since === undefined ? 0 : Number(req.query.since)),
