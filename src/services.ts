@@ -22,6 +22,7 @@ import { OrderWriter } from './orders/order-writer.js';
 import { PgOrderRepository } from './orders/pg-repository.js';
 import type { OrderRepository } from './orders/repository.js';
 import { SqliteOrderRepository } from './orders/sqlite-repository.js';
+import { DataDirLock, DatabaseLock } from './orders/instance-lock.js';
 import { StreamOrderWriter } from './orders/stream-writer.js';
 import { OwnedStatusTotals, RefreshedStatusTotals, type SaleStatusTotals } from './orders/status-totals.js';
 import { SaleService } from './sales/sale-service.js';
@@ -99,12 +100,24 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   const breakers: Breaker[] = [];
   let pgRepo: PgOrderRepository | null = null;
   let ownedTotals: OwnedStatusTotals | null = null;
+  let dbLock: DatabaseLock | null = null;
+  let releaseInstanceLock: () => Promise<void> = async () => undefined;
 
   if (mode === 'embedded') {
+    // One process per data dir: a second one refuses to start (it would sell the stock again).
+    const dirLock = DataDirLock.acquire(config.dataDir);
+    releaseInstanceLock = async () => dirLock.release();
     repo = new SqliteOrderRepository(config.dataDir, config.sqliteSync);
   } else {
-    pgRepo = new PgOrderRepository(config.databaseUrl!, config.pgPool);
+    pgRepo = new PgOrderRepository(config.databaseUrl!, config.pgPool, { log });
     await pgRepo.init();
+    if (mode === 'postgres') {
+      // One process per database in this mode (distributed processes share theirs by design).
+      const lock = await DatabaseLock.acquire(config.databaseUrl!, log);
+      dbLock = lock;
+      releaseInstanceLock = () => lock.release();
+      pings.instanceLock = () => lock.check();
+    }
     // PostgreSQL down or slow: 503 busy at once while its breaker is open, never a hang.
     const dbBreaker = new Breaker('database');
     breakers.push(dbBreaker);
@@ -153,9 +166,12 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   } else {
     const groupWriter = new OrderWriter(repo, { groupCommitMs: config.groupCommitMs, maxBatch: config.writerBatch }, log);
     writer = groupWriter;
+    // Stock put back after a failed commit clears the hints set while that batch held it.
+    const memoryEngine = new MemoryStockEngine(groupWriter, repo, { onRelease: (saleId, userId) => signals.released(saleId, userId) });
+    memoryEngine.sellingRefused = () => dbLock?.refusal() ?? null;
     // One process owns the data here: the status totals are counted from the engine's decisions.
     ownedTotals = new OwnedStatusTotals(repo);
-    engine = ownedTotals.counting(new MemoryStockEngine(groupWriter, repo));
+    engine = ownedTotals.counting(memoryEngine);
     closers.push(() => groupWriter.close());
   }
 
@@ -251,6 +267,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       await engine.close();
       for (const c of closers) await c();
       await repo.close();
+      await releaseInstanceLock();
     },
   };
 }

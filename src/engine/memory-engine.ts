@@ -1,6 +1,8 @@
 import { v7 as uuidv7 } from 'uuid';
+import { SeckillError } from '../domain/errors.js';
 import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
+import { AmbiguousOutcome, OutcomeUnknown, within } from '../orders/outcome.js';
 import type { OrderWriter } from '../orders/order-writer.js';
 import type { OrderRepository, Transition } from '../orders/repository.js';
 import type { ReserveResult, StockEngine } from './stock-engine.js';
@@ -11,6 +13,17 @@ interface SaleStock {
   holdings: Map<string, number>;
 }
 
+export interface MemoryEngineOptions {
+  /**
+   * Stock came back to a sale from this user's order (a failed commit, a cancel, an expiry):
+   * the sold-out flag and the user's at-limit memo, set from results computed while that order
+   * held the stock, must go.
+   */
+  onRelease?: (saleId: string, userId: string) => void;
+  /** How long a transition whose reply was lost waits for the database to say what happened (ms). */
+  outcomeWaitMs?: number;
+}
+
 /**
  * The embedded engine. Node runs one callback at a time, so the check-limit + decrement
  * below is atomic without locks; durability comes from the order writer's group commit,
@@ -19,10 +32,18 @@ interface SaleStock {
  */
 export class MemoryStockEngine implements StockEngine {
   private readonly sales = new Map<string, SaleStock>();
+  /**
+   * Orders with a transition under way in this process, so that each order has one at a time:
+   * after a lost reply the order's status read back then tells whose change it was.
+   */
+  private readonly changing = new Map<string, Promise<void>>();
+  /** Why this process may not sell now (e.g. it does not hold the database's instance lock), or null. */
+  sellingRefused: () => SeckillError | null = () => null;
 
   constructor(
     private readonly writer: OrderWriter,
     private readonly repo: OrderRepository,
+    private readonly opts: MemoryEngineOptions = {},
   ) {}
 
   async load(sale: Sale): Promise<void> {
@@ -33,6 +54,8 @@ export class MemoryStockEngine implements StockEngine {
   }
 
   async reserve(sale: Sale, userId: string, quantity: number, now: number): Promise<ReserveResult> {
+    const refused = this.sellingRefused();
+    if (refused) throw refused;
     const s = this.state(sale.id);
     const held = s.holdings.get(userId) ?? 0;
     if (held + quantity > sale.perUserLimit) {
@@ -57,11 +80,20 @@ export class MemoryStockEngine implements StockEngine {
     try {
       await this.writer.submit(order);
     } catch (err) {
+      if (err instanceof OutcomeUnknown) {
+        // The order may exist: its stock stays held until the database says it does not.
+        void err.applied.then((applied) => {
+          if (!applied) this.release(sale.id, userId, quantity);
+        }, () => undefined);
+        throw err;
+      }
       // Not durable: the reservation never happened.
       this.release(sale.id, userId, quantity);
       throw err;
     }
-    return { ok: true, order, available: s.available, held: held + quantity };
+    // Read now, not before the commit: another batch may have failed and returned stock meanwhile,
+    // and the caller sets its hints (sold out, at limit) from these.
+    return { ok: true, order, available: s.available, held: s.holdings.get(userId) ?? 0 };
   }
 
   getOrder(orderId: string): Promise<Order | null> {
@@ -69,9 +101,58 @@ export class MemoryStockEngine implements StockEngine {
   }
 
   async transition(order: Order, t: Transition, now: number): Promise<Order | null> {
-    const after = await this.repo.transition(order.orderId, t, now);
+    const id = order.orderId;
+    const before = this.changing.get(id);
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    this.changing.set(id, mine);
+    /** What the next transition of this order must wait for: this one, or a doubt it left. */
+    let holdUntil: Promise<unknown> | null = null;
+    try {
+      if (before && !(await within(before, this.waitMs))) {
+        holdUntil = before;
+        throw new SeckillError('busy', 'Another change of this order is still being confirmed; nothing was changed. Try again shortly.');
+      }
+      return await this.decide(order, t, now, (p) => (holdUntil = p));
+    } finally {
+      const finish = () => {
+        if (this.changing.get(id) === mine) this.changing.delete(id);
+        done();
+      };
+      if (holdUntil) void (holdUntil as Promise<unknown>).then(finish, finish);
+      else finish();
+    }
+  }
+
+  /** The conditional UPDATE; the winner's exit to expired or cancelled returns the stock, once. */
+  private async decide(order: Order, t: Transition, now: number, hold: (p: Promise<unknown>) => void): Promise<Order | null> {
+    let after: Order | null;
+    try {
+      after = await this.repo.transition(order.orderId, t, now);
+    } catch (err) {
+      if (!(err instanceof AmbiguousOutcome)) throw err;
+      // The reply was lost: the order's status, read once the statement can no longer commit, says.
+      const outcome = err.outcome as Promise<Order | null>;
+      const known = await within(outcome, this.waitMs).catch(() => undefined);
+      if (!known) {
+        hold(outcome);
+        const applied = outcome.then((o) => {
+          const mine = applies(o, t);
+          if (mine && o!.status !== 'paid') this.release(o!.saleId, o!.userId, o!.quantity);
+          return mine;
+        });
+        throw new OutcomeUnknown('The order database did not confirm this change and could not be checked in time; GET /api/orders/:orderId shows the outcome once it is known.', applied, err);
+      }
+      const o = known.value;
+      if (o?.status === 'reserved') throw new SeckillError('busy', 'The order database did not apply the change; nothing was changed. Try again shortly.');
+      after = applies(o, t) ? o : null;
+    }
     if (after && after.status !== 'paid') this.release(after.saleId, after.userId, after.quantity);
     return after;
+  }
+
+  private get waitMs(): number {
+    return this.opts.outcomeWaitMs ?? 30_000;
   }
 
   async setPaused(): Promise<void> {
@@ -98,6 +179,7 @@ export class MemoryStockEngine implements StockEngine {
     const held = (s.holdings.get(userId) ?? 0) - quantity;
     if (held > 0) s.holdings.set(userId, held);
     else s.holdings.delete(userId);
+    this.opts.onRelease?.(saleId, userId);
   }
 
   private state(saleId: string): SaleStock {
@@ -105,4 +187,14 @@ export class MemoryStockEngine implements StockEngine {
     if (!s) throw new Error(`sale ${saleId} not loaded in the engine`);
     return s;
   }
+}
+
+/**
+ * Whether the order as read back is the result of this transition. One transition per order at a
+ * time in this process, and one process per database (the instance lock): a matching status is ours.
+ */
+function applies(o: Order | null, t: Transition): boolean {
+  if (!o) return false;
+  if (t.to === 'paid') return o.status === 'paid' && o.paymentRef === t.paymentRef;
+  return o.status === t.to;
 }

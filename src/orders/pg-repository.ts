@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import type { Order, OrderStatus } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
+import { AmbiguousOutcome } from './outcome.js';
 import type { OrderPage, OrderRepository, StatusTotals, Transition } from './repository.js';
 import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from './rows.js';
 
@@ -26,15 +29,78 @@ function columns(orders: Order[]) {
 const UNNEST = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])`;
 const COLS = '(order_id, sale_id, user_id, quantity, price_cents, status, created_at, expires_at, paid_at, payment_ref)';
 
-/** PostgreSQL as the database of record (distributed mode). */
+export interface PgRepositoryOptions {
+  /**
+   * The server's own limit on each statement (statement_timeout, lock_timeout), ms. The server
+   * cancels a statement that runs longer and rolls it back: a definite failure, unlike a
+   * client-side timeout after which the statement may still commit.
+   */
+  statementTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** Which backend ran a statement: enough to stop exactly that one, never a later one with the same pid. */
+interface Backend {
+  pid: number | null;
+  /** pg_stat_activity.backend_start as text (microseconds kept), or null when it could not be read. */
+  start: string | null;
+}
+
+/**
+ * Errors that prove the statement did not apply: the server refused it and rolled it back
+ * (constraint, bad data, cancelled by statement_timeout or lock_timeout, deadlock). Anything
+ * else — a socket error, a client-side timeout, the server shutting down or terminating the
+ * session, an internal error — leaves the outcome unknown.
+ */
+function definiteFailure(err: unknown): boolean {
+  if (!(err instanceof pg.DatabaseError) || typeof err.code !== 'string') return false;
+  const c = err.code;
+  return !(c.startsWith('08') || c.startsWith('57P') || c.startsWith('XX') || c.startsWith('58') || c === '40003');
+}
+
+const noop = () => undefined;
+
+/** PostgreSQL as the database of record (PostgreSQL and distributed modes). */
 export class PgOrderRepository implements OrderRepository {
   readonly pool: pg.Pool;
+  private readonly backends = new WeakMap<pg.ClientBase, Backend>();
+  private readonly statementTimeoutMs: number;
+  private readonly log: Logger | undefined;
+  private closed = false;
 
-  constructor(connectionString: string, poolSize = 4) {
-    // Short timeouts: a database that is down or stuck must give 503 busy quickly, never a hang.
-    this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 1000, query_timeout: 5000, idleTimeoutMillis: 30_000 });
+  constructor(
+    private readonly connectionString: string,
+    poolSize = 4,
+    opts: PgRepositoryOptions = {},
+  ) {
+    const st = opts.statementTimeoutMs ?? 5000;
+    this.statementTimeoutMs = st;
+    this.log = opts.log;
+    // Server-side limits, so that a slow or blocked statement is cancelled by the server itself
+    // (nothing committed, known for sure); the client-side timeout is only a last resort, longer
+    // than the server's, for a server that does not answer at all. A session abandoned inside a
+    // transaction is ended by the server too.
+    this.pool = new pg.Pool({
+      connectionString,
+      max: poolSize,
+      connectionTimeoutMillis: 1000,
+      statement_timeout: st,
+      lock_timeout: st,
+      idle_in_transaction_session_timeout: 2 * st + 5000,
+      query_timeout: st + 5000,
+      idleTimeoutMillis: 30_000,
+      // Each connection's backend, read once before first use: after a lost reply, that backend is
+      // stopped before the outcome is read, so a statement still running there cannot commit later.
+      onConnect: async (client: pg.ClientBase) => {
+        const pid = (client as unknown as { processID: number | null }).processID;
+        const start = await client
+          .query<{ s: string }>('SELECT backend_start::text AS s FROM pg_stat_activity WHERE pid = pg_backend_pid()')
+          .then((r) => r.rows[0]?.s ?? null, () => null);
+        this.backends.set(client, { pid, start });
+      },
+    });
     // An idle client that loses its connection must not take the process down.
-    this.pool.on('error', () => undefined);
+    this.pool.on('error', noop);
   }
 
   async init(): Promise<void> {
@@ -71,9 +137,90 @@ export class PgOrderRepository implements OrderRepository {
     await this.pool.query('UPDATE sales SET paused = $1 WHERE id = $2', [paused ? 1 : 0, saleId]);
   }
 
+  /**
+   * The group commit's INSERT (one statement, so all or nothing). A definite failure is thrown
+   * as is; a lost reply becomes an AmbiguousOutcome whose outcome is the set of these orders
+   * that exist, read once the backend that ran the INSERT is gone.
+   */
   async insertOrders(orders: Order[]): Promise<void> {
     if (orders.length === 0) return;
-    await this.pool.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(orders));
+    const ids = orders.map((o) => o.orderId);
+    await this.onOneBackend(
+      (c) => c.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(orders)),
+      async (q) => {
+        const r = await q.query<{ order_id: string }>('SELECT order_id FROM orders WHERE order_id = ANY($1::text[])', [ids]);
+        return new Set(r.rows.map((x) => x.order_id));
+      },
+    );
+  }
+
+  /**
+   * Run `write` on one pooled connection. When its reply is lost, throw an AmbiguousOutcome
+   * whose outcome is `check`, run (retrying until it can) from a fresh connection once the
+   * backend that ran `write` has been terminated and has exited.
+   */
+  private async onOneBackend<T, C>(write: (c: pg.PoolClient) => Promise<T>, check: (q: pg.Client) => Promise<C>): Promise<T> {
+    const c = await this.pool.connect(); // a failure here sent nothing: definite
+    const backend = this.backends.get(c);
+    // A checked-out client has no listener of its own; the failed query rejects anyway.
+    c.on('error', noop);
+    try {
+      const result = await write(c);
+      c.off('error', noop);
+      c.release();
+      return result;
+    } catch (err) {
+      c.off('error', noop);
+      c.release(err as Error); // destroyed, never pooled again
+      if (definiteFailure(err)) throw err;
+      this.log?.warn({ err, pid: backend?.pid }, 'database reply lost; checking what was committed before answering');
+      throw new AmbiguousOutcome(this.settle(backend, check), err);
+    }
+  }
+
+  /**
+   * Find out what a write whose reply was lost did: from a fresh connection, terminate the
+   * backend that ran it and wait until it has exited (its transaction is then committed or
+   * rolled back for good), then run `check`. Retries while the database cannot be reached,
+   * until the repository is closed.
+   */
+  private async settle<C>(backend: Backend | undefined, check: (q: pg.Client) => Promise<C>): Promise<C> {
+    const start = backend?.start ?? null;
+    let pause = 100;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new Error('repository closed before the outcome of a lost reply was known');
+      const q = new pg.Client({
+        connectionString: this.connectionString,
+        connectionTimeoutMillis: 1000,
+        statement_timeout: this.statementTimeoutMs,
+        query_timeout: this.statementTimeoutMs + 5000,
+      });
+      q.on('error', noop);
+      try {
+        await q.connect();
+        if (backend?.pid) await this.stopBackend(q, backend.pid, start);
+        return await check(q);
+      } catch (err) {
+        this.log?.warn({ err, attempt }, 'could not check the outcome of a lost database reply yet; retrying');
+      } finally {
+        await q.end().catch(noop);
+      }
+      await sleep(pause);
+      pause = Math.min(pause * 2, 2000);
+    }
+  }
+
+  private async stopBackend(q: pg.Client, pid: number, start: string | null): Promise<void> {
+    const where = start ? 'pid = $1 AND backend_start::text = $2' : 'pid = $1';
+    const args = start ? [pid, start] : [pid];
+    await q.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ${where}`, args);
+    const deadline = Date.now() + this.statementTimeoutMs + 5000;
+    for (;;) {
+      const r = await q.query(`SELECT 1 FROM pg_stat_activity WHERE ${where}`, args);
+      if (r.rowCount === 0) return;
+      if (Date.now() > deadline) throw new Error(`backend ${pid} did not exit after pg_terminate_backend`);
+      await sleep(20);
+    }
   }
 
   /**
@@ -159,13 +306,24 @@ export class PgOrderRepository implements OrderRepository {
     return t;
   }
 
+  /**
+   * The conditional UPDATE. When its reply is lost, the AmbiguousOutcome's outcome is the order
+   * as it is once the backend that ran the UPDATE is gone (null if there is no such order): the
+   * caller tells from its status whether the change applied.
+   */
   async transition(orderId: string, t: Transition, now: number): Promise<Order | null> {
-    const r = t.to === 'paid'
-      ? await this.pool.query<OrderRow>(
-          `UPDATE orders SET status = 'paid', paid_at = $1, payment_ref = $2 WHERE order_id = $3 AND status = 'reserved' AND expires_at > $4 RETURNING *`,
-          [t.paidAt, t.paymentRef, orderId, now],
-        )
-      : await this.pool.query<OrderRow>(`UPDATE orders SET status = $1 WHERE order_id = $2 AND status = 'reserved' RETURNING *`, [t.to, orderId]);
+    const r = await this.onOneBackend(
+      (c) => t.to === 'paid'
+        ? c.query<OrderRow>(
+            `UPDATE orders SET status = 'paid', paid_at = $1, payment_ref = $2 WHERE order_id = $3 AND status = 'reserved' AND expires_at > $4 RETURNING *`,
+            [t.paidAt, t.paymentRef, orderId, now],
+          )
+        : c.query<OrderRow>(`UPDATE orders SET status = $1 WHERE order_id = $2 AND status = 'reserved' RETURNING *`, [t.to, orderId]),
+      async (q) => {
+        const found = await q.query<OrderRow>('SELECT * FROM orders WHERE order_id = $1', [orderId]);
+        return found.rows[0] ? toOrder(found.rows[0]) : null;
+      },
+    );
     return r.rows[0] ? toOrder(r.rows[0]) : null;
   }
 
@@ -182,6 +340,7 @@ export class PgOrderRepository implements OrderRepository {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.pool.end();
   }
 
