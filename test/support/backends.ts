@@ -33,10 +33,21 @@ export interface RecordRow {
   quantity: number;
   status: string;
   payment_ref: string | null;
+  expires_at: number;
 }
 
 /** What a funnel call answered: the engine's result, or the SeckillError code it threw. */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; code: string; error: SeckillError };
+
+/**
+ * The answer "the outcome is unknown" (a SeckillError carrying `applied`, settled once the
+ * database of record says whether the change happened): never `busy`, which promises nothing changed.
+ */
+export function inDoubt(o: Outcome<unknown>): Promise<boolean> | null {
+  if (o.ok) return null;
+  const applied = (o.error as { applied?: unknown }).applied;
+  return applied instanceof Promise ? (applied as Promise<boolean>) : null;
+}
 
 /** Run a service call; a SeckillError becomes an outcome, anything else is a bug and is thrown. */
 export async function outcome<T>(f: () => Promise<T>): Promise<Outcome<T>> {
@@ -199,7 +210,7 @@ export class Backend {
     for (;;) {
       try {
         const pending = await this.at(0).engine.pendingWrites(saleId);
-        const backlog = this.instances.reduce((a, s) => a + (usesRedis(this.combo) ? 0 : s.writer.backlog), 0);
+        const backlog = this.instances.reduce((a, s) => a + (usesRedis(this.combo) ? 0 : s.writer.backlog + ((s.writer as { inDoubt?: number }).inDoubt ?? 0)), 0);
         if (pending === 0 && backlog === 0) return;
         last = `pendingWrites ${pending}, writer backlog ${backlog}`;
       } catch (err) {
@@ -213,12 +224,12 @@ export class Backend {
   /** The sale's orders in the database of record, read directly (never through a proxy). */
   async records(saleId: string): Promise<RecordRow[]> {
     if (this.pgDirect) {
-      const r = await this.pgDirect.query<RecordRow>('SELECT order_id, user_id, quantity, status, payment_ref FROM orders WHERE sale_id = $1', [saleId]);
+      const r = await this.pgDirect.query<RecordRow>('SELECT order_id, user_id, quantity, status, payment_ref, expires_at FROM orders WHERE sale_id = $1', [saleId]);
       return r.rows;
     }
     const db = new Database(path.join(this.dataDir, 'seckill.db'), { readonly: true, fileMustExist: true });
     try {
-      return db.prepare('SELECT order_id, user_id, quantity, status, payment_ref FROM orders WHERE sale_id = ?').all(saleId) as RecordRow[];
+      return db.prepare('SELECT order_id, user_id, quantity, status, payment_ref, expires_at FROM orders WHERE sale_id = ?').all(saleId) as RecordRow[];
     } finally {
       db.close();
     }

@@ -6,17 +6,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import type { Order } from '../../src/domain/order.js';
 import type { ReserveResult } from '../../src/engine/stock-engine.js';
-import { Backend, usesPostgres, usesRedis, type Combo, type Outcome } from './backends.js';
+import { Backend, inDoubt, usesPostgres, usesRedis, type Combo, type Outcome } from './backends.js';
 
 // ---- tunables (env overrides, so a failing seed can be replayed with the same timing) --------
 
 const num = (name: string, dflt: number) => (process.env[name] ? Number(process.env[name]) : dflt);
 /** How long a fault holds a write lock on the orders table: longer than every commit timeout (pg query_timeout 5 s, SQLite busy_timeout 5 s). */
 export const LOCK_MS = num('CONFORMANCE_LOCK_MS', 6500);
+/** A write lock the commits wait out (shorter than every timeout). */
+export const SHORT_LOCK_MS = num('CONFORMANCE_SHORT_LOCK_MS', 1200);
+/** How long the writer-holding fault blocks commits: shorter than the statement timeout (5 s), so the held batch commits late. */
+export const WRITER_HOLD_MS = num('CONFORMANCE_WRITER_HOLD_MS', 2500);
+/** How long the outcome of a write in doubt may stay unknown. */
+const DOUBT_MS = num('CONFORMANCE_DOUBT_MS', 90_000);
 /** How long a Redis stall lasts: longer than the client's command timeout (2 s). */
 export const STALL_MS = num('CONFORMANCE_STALL_MS', 3000);
 /** How long a wrong refusal from a local hint (sold out, at limit) may last before it is a defect. */
-export const HINT_GRACE_MS = num('CONFORMANCE_HINT_GRACE_MS', 6000);
+export const HINT_GRACE_MS = num('CONFORMANCE_HINT_GRACE_MS', 8000);
 /** How long after a fault the service may answer busy before it counts as not recovered. */
 export const RECOVER_MS = num('CONFORMANCE_RECOVER_MS', 20_000);
 /** Payment window of the conformance sales. */
@@ -144,6 +150,19 @@ function applyReserve(m: SaleModel, user: string, qty: number, o: Outcome<Reserv
 async function reserveStep(m: SaleModel, r: Real, user: string, qty: number, inst: number, call?: () => Promise<Outcome<ReserveResult>>): Promise<Outcome<ReserveResult>> {
   const run = call ?? (() => r.b.reserve(r.saleId, user, qty, m.now(), inst));
   const first = await run();
+  const doubt = inDoubt(first);
+  if (doubt) {
+    // "Unknown, check your orders": once the database knows, the order exists or it does not.
+    const applied = await settled(doubt, `reserve(${user}, ${qty})`);
+    if (applied) {
+      await r.b.drained(r.saleId);
+      const rows = (await r.b.records(r.saleId)).filter((row) => !m.orders.has(row.order_id) && row.user_id === user && Number(row.quantity) === qty);
+      assert.equal(rows.length, 1, `reserve(${user}, ${qty}) in doubt then applied: ${rows.length} new rows`);
+      applyReserve(m, user, qty, { ok: true, value: { ok: true, order: { orderId: rows[0].order_id, userId: user, quantity: qty, expiresAt: Number(rows[0].expires_at) } as Order, available: 0, held: 0 } });
+    }
+    r.trace.push(`reserve(${user}, ${qty}) @${inst} -> in doubt, then ${applied ? 'applied' : 'not applied'}`);
+    return first;
+  }
   let o = first;
   const deadline = Date.now() + HINT_GRACE_MS;
   while (applyReserve(m, user, qty, o) === 'retry') {
@@ -156,6 +175,13 @@ async function reserveStep(m: SaleModel, r: Real, user: string, qty: number, ins
   }
   r.trace.push(`reserve(${user}, ${qty}) @${inst} -> ${answerOf(first)}${o === first ? '' : ` then ${answerOf(o)}`}`);
   return o;
+}
+
+async function settled(applied: Promise<boolean>, what: string): Promise<boolean> {
+  const t = sleep(DOUBT_MS).then(() => 'timeout' as const);
+  const v = await Promise.race([applied, t]);
+  if (v === 'timeout') assert.fail(`${what}: answered "outcome unknown" and still unknown after ${DOUBT_MS} ms`);
+  return v;
 }
 
 /** Pay or cancel: what the model expects, then the answer applied. */
@@ -203,6 +229,13 @@ function applyTransition(m: SaleModel, kind: 'pay' | 'cancel', order: MOrder, no
 async function transitionStep(m: SaleModel, r: Real, kind: 'pay' | 'cancel', order: MOrder, ref: string, inst: number, now = m.now()): Promise<Outcome<Order>> {
   const before = order.status;
   const o = kind === 'pay' ? await r.b.pay(order.id, ref, now, inst) : await r.b.cancel(order.id, now, inst);
+  const doubt = inDoubt(o);
+  if (doubt) {
+    const applied = await settled(doubt, `${kind}(${order.id})`);
+    if (applied) applyTransition(m, kind, order, now, ref, kind === 'pay' ? { ok: true, value: { status: 'paid' } as Order } : { ok: true, value: { status: 'cancelled' } as Order });
+    r.trace.push(`${kind}(${order.id.slice(-6)}: ${before}) @${inst} -> in doubt, then ${applied ? 'applied' : 'not applied'}`);
+    return o;
+  }
   applyTransition(m, kind, order, now, ref, o);
   r.trace.push(`${kind}(${order.id.slice(-6)}: ${before}) @${inst} -> ${answerOf(o)}`);
   return o;
@@ -426,7 +459,10 @@ class Fault extends Step {
       s.answers[a] = (s.answers[a] ?? 0) + 1;
     };
     const b = r.b;
-    const reserve = (call?: () => Promise<Outcome<ReserveResult>>) => reserveStep(m, r, this.user, this.qty, this.inst, call).then((o) => (seen(o), o));
+    // The buyer under a fault is one with room under the limit, so that the fault meets a commit.
+    const buyer = `${this.user}${this.variant}`;
+    const qty = Math.max(1, Math.min(this.qty, m.limit - m.heldBy(buyer)));
+    const reserve = (call?: () => Promise<Outcome<ReserveResult>>) => reserveStep(m, r, buyer, qty, this.inst, call).then((o) => (seen(o), o));
     /** Under a fault a pay or cancel of an existing order, else a reserve. */
     const someOp = async (call?: (op: () => Promise<unknown>) => Promise<void>) => {
       const order = this.variant % 3 === 0 ? undefined : m.pick(this.pick);
@@ -441,8 +477,10 @@ class Fault extends Step {
         // A write lock longer than every commit timeout: the commit waits, then gives up or goes through.
         // A second buyer at the same time: its answer was computed while the first held stock
         // that a failed commit returns; no hint (sold out, at limit) may outlive that.
-        const lock = await b.holdWriteLock(LOCK_MS);
-        await Promise.all([someOp(), reserveStep(m, r, `${this.user}-2`, 1, this.inst + 1).then(seen)]);
+        // One time in three the lock outlasts every commit timeout (the commit fails); otherwise
+        // the commit waits and goes through late.
+        const lock = await b.holdWriteLock(this.variant % 3 === 0 ? LOCK_MS : SHORT_LOCK_MS);
+        await Promise.all([someOp(), reserveStep(m, r, `${buyer}-2`, 1, this.inst + 1).then(seen)]);
         await lock.released;
         break;
       }
@@ -488,11 +526,11 @@ class Fault extends Step {
       case 'redis-emptied-writer-holding': {
         // A writer has read a reservation but cannot commit it yet (orders locked); Redis is
         // emptied; the rebuild must still count that reservation.
-        const lock = await b.holdWriteLock(LOCK_MS);
+        const lock = await b.holdWriteLock(WRITER_HOLD_MS);
         await reserve();
         await sleep(500); // the writer reads it and waits on the lock
         await b.emptyRedis();
-        await reserveStep(m, r, `${this.user}-b`, 1, this.inst + 1).then(seen);
+        await reserveStep(m, r, `${buyer}-b`, 1, this.inst + 1).then(seen);
         await lock.released;
         break;
       }
@@ -603,7 +641,8 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
   let runs = 0;
   let commands = 0;
   const prop = fc.asyncProperty(
-    fc.integer({ min: 1, max: 4 }),
+    // Under faults a little more stock, so that the faults meet commits rather than sold out.
+    opts.withFaults ? fc.integer({ min: 2, max: 8 }) : fc.integer({ min: 1, max: 4 }),
     fc.integer({ min: 1, max: 2 }),
     fc.commands(commandArbs(b.combo, opts.withFaults), { maxCommands: opts.maxCommands, size: 'medium' }),
     async (stock, limit, cmds) => {
