@@ -345,19 +345,22 @@ describe('order events: the admin key is not accepted as ?access_token=', { skip
     const owner = userToken(randomUser());
     const orderId = await reserve(srv, sale.id, owner);
     const url = `${srv.url}/api/orders/${orderId}/events`;
-    assertError(await call(srv.url, 'GET', `/api/orders/${orderId}/events?access_token=${encodeURIComponent(ADMIN_KEY)}`), 401, 'unauthorized');
     const dispatcher = new Agent({ connections: 4 });
     try {
-      for (const [what, u, headers] of [
-        ['admin key in the header', url, { authorization: `Bearer ${ADMIN_KEY}` }],
-        ['user token in the query', `${url}?access_token=${owner}`, {}],
-      ] as const) {
+      // Status only: a 200 here is an open stream that never ends by itself.
+      const status = async (u: string, headers: Record<string, string>) => {
         const ac = new AbortController();
         const res = await request(u, { headers, dispatcher, signal: ac.signal });
         res.body.on('error', () => undefined);
-        assert.equal(res.statusCode, 200, what);
+        const text = res.statusCode === 200 ? '' : await res.body.text();
         ac.abort();
-      }
+        return { status: res.statusCode, text };
+      };
+      const refused = await status(`${url}?access_token=${encodeURIComponent(ADMIN_KEY)}`, {});
+      assert.equal(refused.status, 401, refused.text);
+      assert.equal(JSON.parse(refused.text).error.code, 'unauthorized');
+      assert.equal((await status(url, { authorization: `Bearer ${ADMIN_KEY}` })).status, 200, 'admin key in the header');
+      assert.equal((await status(`${url}?access_token=${owner}`, {})).status, 200, 'user token in the query');
     } finally {
       await dispatcher.destroy();
     }
