@@ -5,12 +5,9 @@ import { adminCall as callService, credential, type AdminCallOptions } from './t
 import { loadConfig } from '../config.js';
 import { signUserToken } from '../gateway/auth.js';
 import { resolveSecrets, type SecretsEnv } from '../secrets.js';
-import { demoBanner, startServer } from '../server.js';
-import { modeOf } from '../services.js';
-import { connectRedis, redisConnection } from '../engine/redis-connection.js';
-import { RedisKeys } from '../engine/redis-keys.js';
-import { PgOrderRepository } from '../orders/pg-repository.js';
-import { reconcile, type ReconcileReport } from '../ops/reconcile.js';
+// The server, the engines and the stores are imported by the commands that use them, when they
+// run: `--help`, `token` and `sale` load none of them.
+import type { ReconcileReport } from '../ops/reconcile.js';
 
 /** "30s", "5m", "2h", "1500ms" or plain seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -40,12 +37,14 @@ program
   .action(async (opts: { workers: number }) => {
     const config = loadConfig();
     if (opts.workers > 1 && cluster.isPrimary) {
+      const { modeOf } = await import('../services.js');
       if (modeOf(config) !== 'distributed') {
         throw new Error('--workers needs distributed mode (REDIS_URL and DATABASE_URL): the embedded engine lives in one process.');
       }
-      runPrimary(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo }, opts.workers);
+      await runPrimary(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo }, opts.workers);
       return;
     }
+    const { startServer } = await import('../server.js');
     const server = await startServer(config);
     const stop = (signal: string) => {
       server.services.log.info({ signal }, 'shutting down; writing what is waiting');
@@ -62,7 +61,8 @@ program
   });
 
 /** The cluster's primary: forks the workers, replaces one that dies, passes a stop signal on. */
-function runPrimary(dataDir: string, env: SecretsEnv, workers: number): void {
+async function runPrimary(dataDir: string, env: SecretsEnv, workers: number): Promise<void> {
+  const { demoBanner } = await import('../server.js');
   // Secrets are settled here, once, so that the workers do not race to generate them.
   const secrets = resolveSecrets(dataDir, env);
   if (secrets.generated) process.stdout.write(`seckill: admin key (printed once; also in ${dataDir}/secrets.json): ${secrets.adminKey}\n`);
@@ -187,7 +187,14 @@ program
   .action(async (saleId: string | undefined, o: { all?: boolean; repair?: boolean; drain: number }) => {
     if (!saleId === !o.all) throw new InvalidArgumentError('give either a sale id or --all');
     const config = loadConfig();
+    const { modeOf } = await import('../services.js');
     if (modeOf(config) !== 'distributed') throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
+    const [{ connectRedis, redisConnection }, { RedisKeys }, { PgOrderRepository }, { reconcile }] = await Promise.all([
+      import('../engine/redis-connection.js'),
+      import('../engine/redis-keys.js'),
+      import('../orders/pg-repository.js'),
+      import('../ops/reconcile.js'),
+    ]);
     const redis = redisConnection(config.redisUrl!, { commandTimeout: 10_000 });
     const repo = new PgOrderRepository(config.databaseUrl!, 2);
     try {
