@@ -59,6 +59,10 @@ describe('GET /api/openapi.json', { skip: mode !== 'embedded' && 'embedded only:
     // The pages and the document itself are not part of the API surface.
     for (const p of Object.keys(paths)) assert.match(p, /^\/(?:api\/|healthz$|readyz$|metrics$)/);
     assert.ok(!paths['/api/openapi.json']);
+    // Every route the server has is described in the prose contract too.
+    const md = read('docs/http-api.md');
+    const undocumented = Object.keys(paths).map((p) => p.replace(/\{(\w+)\}/g, ':$1')).filter((route) => !md.includes(route));
+    assert.deepEqual(undocumented, [], 'routes missing from docs/http-api.md');
 
     // Conditional request: same document, 304.
     const again = await call(srv.url, 'GET', '/api/openapi.json', { headers: { 'if-none-match': String(r.headers.etag) } });
