@@ -140,6 +140,16 @@ export class Backend {
     }
   }
 
+  /**
+   * Start one more instance on the same data as a separate deployment would (embedded: the same
+   * data dir; PostgreSQL mode: the same database). Closed again if it starts.
+   */
+  async startSecond(): Promise<void> {
+    const config = loadConfig(this.env);
+    const extra = await createServices(config, pino({ level: config.logLevel, base: { instance: 'second' } }));
+    await extra.close();
+  }
+
   /** Close every instance and start them again on the same data (a deploy, or a crash recovered). */
   async restart(): Promise<void> {
     await this.closeInstances();
@@ -307,7 +317,9 @@ export class Backend {
       this.redisDirect.disconnect();
     }
     await this.pgDirect?.end().catch(() => undefined);
-    await this.dropDb?.().catch(() => undefined);
+    // CONFORMANCE_KEEP_DB=1: keep the database of a failed run for a post-mortem.
+    if (process.env.CONFORMANCE_KEEP_DB === '1') process.stdout.write(`# kept database ${this.databaseUrl}\n`);
+    else await this.dropDb?.().catch(() => undefined);
     fs.rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,5 @@
 // The conformance suite of one engine+store combination: the same spec for every one of them.
+import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { skipUnlessServices } from '../cluster.js';
 import { Backend, usesPostgres, usesRedis, type Combo } from './backends.js';
@@ -45,6 +46,15 @@ export function conformanceSuite(combo: Combo, size: SuiteSize): void {
     if (skip) return t.skip(String(skip));
     await timed('interleavings', () => runInterleavings(b!, runs(size.interleavingRuns)));
   });
+
+  if (!usesRedis(combo)) {
+    test(`${combo}: a second instance on the same data refuses to start (one seller per stock)`, async (t) => {
+      if (skip) return t.skip(String(skip));
+      // Waiting for the first to go is no refusal: after 30 s this resolves, and the assertion fails.
+      const started = Promise.race([b!.startSecond(), new Promise<void>((r) => setTimeout(r, 30_000).unref())]);
+      await assert.rejects(started, 'a second process on the same data would sell the same stock again');
+    });
+  }
 
   test(`${combo}: under faults every answer is true (busy means nothing changed)`, async (t) => {
     if (skip) return t.skip(String(skip));

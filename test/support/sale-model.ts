@@ -17,6 +17,8 @@ export const LOCK_MS = num('CONFORMANCE_LOCK_MS', 6500);
 export const SHORT_LOCK_MS = num('CONFORMANCE_SHORT_LOCK_MS', 1200);
 /** How long the writer-holding fault blocks commits: shorter than the statement timeout (5 s), so the held batch commits late. */
 export const WRITER_HOLD_MS = num('CONFORMANCE_WRITER_HOLD_MS', 2500);
+/** How long the rows of record may take to show what the writers drained. */
+const ROWS_SETTLE_MS = num('CONFORMANCE_ROWS_SETTLE_MS', 5000);
 /** How long the outcome of a write in doubt may stay unknown. */
 const DOUBT_MS = num('CONFORMANCE_DOUBT_MS', 90_000);
 /** How long a Redis stall lasts: longer than the client's command timeout (2 s). */
@@ -173,7 +175,8 @@ async function reserveStep(m: SaleModel, r: Real, user: string, qty: number, ins
     await sleep(200);
     o = await r.b.reserve(r.saleId, user, qty, m.now(), inst);
   }
-  r.trace.push(`reserve(${user}, ${qty}) @${inst} -> ${answerOf(first)}${o === first ? '' : ` then ${answerOf(o)}`}`);
+  const id = o.ok && o.value.ok ? ` ${o.value.order.orderId}` : '';
+  r.trace.push(`reserve(${user}, ${qty}) @${inst} -> ${answerOf(first)}${o === first ? '' : ` then ${answerOf(o)}`}${id}`);
   return o;
 }
 
@@ -275,6 +278,22 @@ async function expireStep(m: SaleModel, r: Real, inst: number): Promise<void> {
 export async function checkInvariants(m: SaleModel, r: Real): Promise<void> {
   r.checks++;
   await r.b.drained(r.saleId);
+  // A batch a writer read before Redis lost its stream is invisible to pendingWrites: the rows
+  // may need a moment more. A wrong row never rights itself, so waiting changes no verdict.
+  const deadline = Date.now() + ROWS_SETTLE_MS;
+  for (;;) {
+    try {
+      await checkRows(m, r);
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+  await checkAvailable(m, r);
+}
+
+async function checkRows(m: SaleModel, r: Real): Promise<void> {
   const rows = await r.b.records(r.saleId);
   const byId = new Map(rows.map((row) => [row.order_id, row]));
   for (const row of rows) {
@@ -295,6 +314,10 @@ export async function checkInvariants(m: SaleModel, r: Real): Promise<void> {
   }
   assert.ok(held <= m.stock, `oversell: ${held} units held of stock ${m.stock}`);
   for (const [u, n] of perUser) assert.ok(n <= m.limit, `${u} holds ${n}, over the limit ${m.limit}`);
+}
+
+async function checkAvailable(m: SaleModel, r: Real): Promise<void> {
+  const held = m.held();
   // The engine's count may lag a moment after a rebuild: it must get right, not be right at once.
   const want = m.stock - held;
   for (let i = 0; i < r.b.instances.length; i++) {
@@ -520,7 +543,9 @@ class Fault extends Step {
       case 'redis-emptied': {
         // Redis restarted without its data (this run's keys only); the next buy must rebuild.
         await b.emptyRedis();
-        await reserve();
+        // A cancel of an existing order at the same time as the buy: both meet the rebuild.
+        const order = m.pick(this.pick);
+        await Promise.all([reserve(), order ? transitionStep(m, r, 'cancel', order, '', this.inst + 1).then(seen) : undefined]);
         break;
       }
       case 'redis-emptied-writer-holding': {
@@ -619,6 +644,15 @@ export function commandArbs(combo: Combo, withFaults: boolean): Array<fc.Arbitra
   return arbs;
 }
 
+/** Add what happened to a failure's message and stack (fast-check prints the stack). */
+function annotate(err: unknown, extra: string): void {
+  if (!(err instanceof Error)) return;
+  const text = `\n  ${extra}`;
+  const first = err.message.split('\n')[0];
+  err.message += text;
+  if (err.stack) err.stack = err.stack.replace(first, first + text);
+}
+
 export interface RunOptions {
   numRuns: number;
   maxCommands: number;
@@ -657,7 +691,7 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
         // Leave the backend usable for the shrinker's next run.
         b.pgProxy?.restore();
         b.redisProxy?.restore();
-        (err as Error).message += `\n  sale ${sale.id} stock ${stock} limit ${limit}\n  trace: ${real.trace.join(' | ')}`;
+        annotate(err, `sale ${sale.id} stock ${stock} limit ${limit}\n  trace: ${real.trace.join(' | ')}`);
         throw err;
       }
     },
@@ -747,7 +781,7 @@ export async function runInterleavings(b: Backend, numRuns: number): Promise<{ r
         for (const u of USERS) assert.ok(model.heldBy(u) <= limit, `${u} answered ${model.heldBy(u)} over the limit ${limit}`);
         await checkInvariants(model, real);
       } catch (err) {
-        (err as Error).message += `\n  sale ${sale.id} stock ${stock} limit ${limit}\n  scheduler: ${s.report().map((r) => r.status).join(',')}`;
+        annotate(err, `sale ${sale.id} stock ${stock} limit ${limit}\n  scheduler: ${s.report().map((r) => r.status).join(',')}`);
         throw err;
       }
     },
