@@ -100,7 +100,6 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   const breakers: Breaker[] = [];
   let pgRepo: PgOrderRepository | null = null;
   let ownedTotals: OwnedStatusTotals | null = null;
-  let dbLock: DatabaseLock | null = null;
   let releaseInstanceLock: () => Promise<void> = async () => undefined;
 
   if (mode === 'embedded') {
@@ -114,9 +113,10 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     if (mode === 'postgres') {
       // One process per database in this mode (distributed processes share theirs by design).
       const lock = await DatabaseLock.acquire(config.databaseUrl!, log);
-      dbLock = lock;
       releaseInstanceLock = () => lock.release();
       pings.instanceLock = () => lock.check();
+      // Without the lock no order is written: buys answer busy (the stock goes back at once).
+      pgRepo.writeGate = () => lock.refusal();
     }
     // PostgreSQL down or slow: 503 busy at once while its breaker is open, never a hang.
     const dbBreaker = new Breaker('database');
@@ -168,7 +168,6 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     writer = groupWriter;
     // Stock put back after a failed commit clears the hints set while that batch held it.
     const memoryEngine = new MemoryStockEngine(groupWriter, repo, { onRelease: (saleId, userId) => signals.released(saleId, userId) });
-    memoryEngine.sellingRefused = () => dbLock?.refusal() ?? null;
     // One process owns the data here: the status totals are counted from the engine's decisions.
     ownedTotals = new OwnedStatusTotals(repo);
     engine = ownedTotals.counting(memoryEngine);

@@ -256,7 +256,11 @@ test('defect 9: a second PostgreSQL-mode seckill on the same database refuses to
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    const ended = await Promise.race([exited, sleep(30_000).then(() => 'running' as const)]);
+    if (ended === 'running') child.kill('SIGKILL');
+    assert.notEqual(ended, 'running', `the second process started on the same database: ${out}`);
+    const code = ended;
     assert.notEqual(code, 0, out);
     const dbName = new URL(db.url).pathname.slice(1);
     assert.match(out, /Another seckill process in PostgreSQL mode is already running/);

@@ -37,8 +37,6 @@ export class MemoryStockEngine implements StockEngine {
    * after a lost reply the order's status read back then tells whose change it was.
    */
   private readonly changing = new Map<string, Promise<void>>();
-  /** Why this process may not sell now (e.g. it does not hold the database's instance lock), or null. */
-  sellingRefused: () => SeckillError | null = () => null;
 
   constructor(
     private readonly writer: OrderWriter,
@@ -54,8 +52,6 @@ export class MemoryStockEngine implements StockEngine {
   }
 
   async reserve(sale: Sale, userId: string, quantity: number, now: number): Promise<ReserveResult> {
-    const refused = this.sellingRefused();
-    if (refused) throw refused;
     const s = this.state(sale.id);
     const held = s.holdings.get(userId) ?? 0;
     if (held + quantity > sale.perUserLimit) {

@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Order, OrderStatus } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
+import type { SeckillError } from '../domain/errors.js';
 import { AmbiguousOutcome } from './outcome.js';
 import type { OrderPage, OrderRepository, StatusTotals, Transition } from './repository.js';
 import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from './rows.js';
@@ -67,6 +68,12 @@ export class PgOrderRepository implements OrderRepository {
   private readonly statementTimeoutMs: number;
   private readonly log: Logger | undefined;
   private closed = false;
+  /**
+   * Why new orders may not be written now (PostgreSQL mode: this process does not hold the
+   * database's instance lock), or null. Checked inside the repository, so that the refusal counts
+   * on the database's breaker like any other failure to write.
+   */
+  writeGate: () => SeckillError | null = () => null;
 
   constructor(
     private readonly connectionString: string,
@@ -144,6 +151,8 @@ export class PgOrderRepository implements OrderRepository {
    */
   async insertOrders(orders: Order[]): Promise<void> {
     if (orders.length === 0) return;
+    const refused = this.writeGate();
+    if (refused) throw refused; // nothing sent: a definite failure
     const ids = orders.map((o) => o.orderId);
     await this.onOneBackend(
       (c) => c.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(orders)),
