@@ -219,3 +219,38 @@ describe('defect 11: a scrape costs O(sales), not O(orders)', { skip: embeddedOn
     }
   });
 });
+
+describe('status totals, unit: outcomes the database could not confirm in time', () => {
+  test('a reservation or transition whose outcome settles later is counted once it is known, and only if it applied', async () => {
+    const { OwnedStatusTotals } = await import('../src/orders/status-totals.js');
+    const { OutcomeUnknown } = await import('../src/orders/outcome.js');
+    const zero = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
+    const repo = { totals: async () => ({ ...zero }) } as unknown as ConstructorParameters<typeof OwnedStatusTotals>[0];
+    const settle: Array<(applied: boolean) => void> = [];
+    const unknown = () => new OutcomeUnknown('unknown', new Promise<boolean>((resolve) => settle.push(resolve)));
+    const order = { orderId: 'o1', saleId: 's1', userId: 'u', quantity: 2, priceCents: 1, status: 'reserved', createdAt: 0, expiresAt: 1, paidAt: null, paymentRef: null } as const;
+    const fake = {
+      async load() {},
+      async reserve() {
+        throw unknown();
+      },
+      async transition() {
+        throw unknown();
+      },
+    } as unknown as import('../src/engine/stock-engine.js').StockEngine;
+    const totals = new OwnedStatusTotals(repo);
+    const engine = totals.counting(fake);
+    await engine.load({ id: 's1' } as never);
+    await assert.rejects(engine.reserve({ id: 's1' } as never, 'u', 2, 0), OutcomeUnknown);
+    await assert.rejects(engine.reserve({ id: 's1' } as never, 'v', 1, 0), OutcomeUnknown);
+    assert.deepEqual(await totals.read('s1'), zero, 'nothing counted while unknown');
+    settle[0](true); // the first insert committed
+    settle[1](false); // the second did not
+    await sleep(10);
+    assert.deepEqual(await totals.read('s1'), { ...zero, reserved: 2 });
+    await assert.rejects(engine.transition({ ...order }, { to: 'cancelled' }, 0), OutcomeUnknown);
+    settle[2](true);
+    await sleep(10);
+    assert.deepEqual(await totals.read('s1'), { ...zero, cancelled: 2 });
+  });
+});

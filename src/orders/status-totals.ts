@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
+import { OutcomeUnknown } from './outcome.js';
 import type { OrderRepository, StatusTotals } from './repository.js';
 
 /**
@@ -40,15 +41,30 @@ export class OwnedStatusTotals implements SaleStatusTotals {
       await engine.load(sale);
       if (!this.bySale.has(sale.id)) this.bySale.set(sale.id, { ...(await this.repo.totals(sale.id)) });
     };
-    const reserve: StockEngine['reserve'] = async (...args) => {
-      const result = await engine.reserve(...args);
-      if (result.ok) this.committed(result.order);
-      return result;
+    // An outcome the database could not confirm in time (OutcomeUnknown) is counted once it is
+    // known, as the engine then keeps or returns the stock.
+    const later = (err: unknown, count: () => void) => {
+      if (err instanceof OutcomeUnknown) void err.applied.then((applied) => applied && count(), () => undefined);
     };
-    const transition: StockEngine['transition'] = async (...args) => {
-      const after = await engine.transition(...args);
-      if (after) this.moved(after);
-      return after;
+    const reserve: StockEngine['reserve'] = async (sale, userId, quantity, now) => {
+      try {
+        const result = await engine.reserve(sale, userId, quantity, now);
+        if (result.ok) this.committed(result.order);
+        return result;
+      } catch (err) {
+        later(err, () => (this.of(sale.id).reserved += quantity));
+        throw err;
+      }
+    };
+    const transition: StockEngine['transition'] = async (order, t, now) => {
+      try {
+        const after = await engine.transition(order, t, now);
+        if (after) this.moved(after);
+        return after;
+      } catch (err) {
+        later(err, () => this.moved({ ...order, status: t.to }));
+        throw err;
+      }
     };
     const own: Partial<Record<PropertyKey, unknown>> = { load, reserve, transition };
     return new Proxy(engine, {
