@@ -178,7 +178,8 @@ export class TestCluster {
     child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
     const proc: Proc = { child, port, url: `http://127.0.0.1:${port}`, output };
     this.workersOf.set(proc, workers);
-    const deadline = Date.now() + 30_000;
+    // Generous: a loaded 2-core CI machine has taken 30 s to start one; only a hang must fail.
+    const deadline = Date.now() + 120_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`seckill exited ${child.exitCode}: ${output.join('')}`);
       try {
@@ -203,7 +204,7 @@ export class TestCluster {
   }
 
   /** Waits until every decided order of the sale is in PostgreSQL. */
-  async settle(saleId: string, timeoutMs = 20_000): Promise<void> {
+  async settle(saleId: string, timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await call(this.procs[0].url, 'GET', `/api/admin/sales/${saleId}`, { token: ADMIN_KEY });
@@ -233,7 +234,7 @@ export class TestCluster {
         const exited = new Promise((r) => p.child.once('exit', r));
         p.child.kill('SIGTERM');
         // A cleared timer, so that a quick exit does not keep the test process alive 5 s longer.
-        const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+        const timer = setTimeout(() => p.child.kill('SIGKILL'), 30_000);
         await exited;
         clearTimeout(timer);
       }
@@ -250,7 +251,8 @@ export class TestCluster {
 
   /** `seckill reconcile` as an operator runs it; returns its report and exit code. */
   async reconcile(saleId: string, repair = false): Promise<{ code: number; report: { differences: string[]; [k: string]: unknown } }> {
-    const child = spawn(process.execPath, ['bin/seckill.mjs', 'reconcile', saleId, ...(repair ? ['--repair'] : [])], {
+    // `--`: a sale id may begin with '-' (base64url), which the CLI would take for an option.
+    const child = spawn(process.execPath, ['bin/seckill.mjs', 'reconcile', ...(repair ? ['--repair'] : []), '--', saleId], {
       cwd: ROOT,
       env: this.processEnv(0),
       stdio: ['ignore', 'pipe', 'pipe'],

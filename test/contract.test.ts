@@ -149,10 +149,14 @@ after(async () => {
 
 describe('public routes', { skip }, () => {
   test('GET /api/time: server time, not cached', async () => {
+    const sentAt = Date.now();
     const r = await api(srv.url, 'GET', '/api/time');
+    const answeredAt = Date.now();
     assert.equal(r.status, 200);
     assert.match(r.body.serverTime, ISO);
-    assert.ok(Math.abs(Date.parse(r.body.serverTime) - Date.now()) < 5000);
+    // Read between the request and its answer (same clock), however long a loaded machine took.
+    const at = Date.parse(r.body.serverTime);
+    assert.ok(at >= sentAt - 1000 && at <= answeredAt + 1000, `serverTime ${r.body.serverTime} not within [${sentAt}, ${answeredAt}]`);
     assert.match(String(r.headers['cache-control']), /no-store|no-cache|max-age=0/);
   });
 
@@ -463,9 +467,20 @@ describe('buy', { skip }, () => {
     const guess = crypto.randomBytes(32).toString('base64url');
     assertError(await api(srv.url, 'POST', `/api/sales/${upcoming.id}/buy/${guess}`, { token, body: {} }), 425, 'not_started');
 
-    // Live for a short moment: take a genuine path, then use it after the end.
-    const short = await newSale(srv, { startsIn: -1000, lasts: 1800 });
-    const path = await orderPath(srv, short.id, token);
+    // Live for a short moment: take a genuine path, then use it after the end. A loaded machine
+    // may take longer than the moment to answer: then again, with a longer one.
+    let short: Awaited<ReturnType<typeof newSale>>;
+    let path: string;
+    for (let lasts = 1800; ; lasts *= 2) {
+      short = await newSale(srv, { startsIn: -1000, lasts });
+      const p = await api(srv.url, 'POST', `/api/sales/${short.id}/path`, { token });
+      if (p.status === 200) {
+        path = p.body.path;
+        break;
+      }
+      assertError(p, 410, 'ended');
+      assert.ok(lasts < 60_000, 'a sale live for a minute ended before its path was answered');
+    }
     await sleep(Math.max(0, Date.parse(String(short.endsAt)) - Date.now() + 50));
     assertError(await api(srv.url, 'POST', `/api/sales/${short.id}/buy/${path}`, { token, body: {} }), 410, 'ended');
     assertError(await api(srv.url, 'POST', `/api/sales/${short.id}/path`, { token }), 410, 'ended');
@@ -691,11 +706,18 @@ describe('expiry', { skip }, () => {
   test('an unpaid order expires after paymentWindowSeconds; pay and cancel are then 409 expired', async () => {
     const sale = await newSale(srv, { stock: 1, paymentWindowSeconds: 1 });
     const owner = userToken(randomUser());
+    const t0 = Date.now();
     const orderId = await reserve(srv, sale.id, owner);
-    assert.equal((await stats(srv, sale.id)).available, 0);
-    await sleep(1500);
+    const held = (await stats(srv, sale.id)).available;
+    // Held until its window ends (≥ t0 + 1 s); a loaded machine may answer after that.
+    if (Date.now() < t0 + 1000) assert.equal(held, 0);
 
-    const o = await api(srv.url, 'GET', `/api/orders/${orderId}`, { token: owner });
+    // The sweeper expires it (every 50 ms here, later on a loaded machine): wait for it, generously.
+    let o = await api(srv.url, 'GET', `/api/orders/${orderId}`, { token: owner });
+    for (const deadline = Date.now() + 30_000; o.body?.status === 'reserved' && Date.now() < deadline; ) {
+      await sleep(50);
+      o = await api(srv.url, 'GET', `/api/orders/${orderId}`, { token: owner });
+    }
     assert.equal(o.status, 200);
     assert.equal(o.body.status, 'expired');
     assert.equal(o.body.paidAt, null);
@@ -715,7 +737,8 @@ async function readEvents(
   headers: Record<string, string>,
   onEvent: (e: { event: string; data: unknown }, n: number) => Promise<void> = async () => {},
 ): Promise<{ status: number; contentType: string; events: Array<{ event: string; data: Record<string, unknown> }> }> {
-  const res = await request(url, { headers, signal: AbortSignal.timeout(5000) });
+  // Only a hang must fail: a loaded machine may take seconds to pass an event on.
+  const res = await request(url, { headers, signal: AbortSignal.timeout(60_000) });
   const contentType = String(res.headers['content-type']);
   const events: Array<{ event: string; data: Record<string, unknown> }> = [];
   if (res.statusCode !== 200) {
@@ -1048,19 +1071,24 @@ describe('per-user rate limit (SECKILL_RATE_PER_USER=1), then a backing store do
   test('a burst from one user gets 429 rate_limited with Retry-After; other users are unaffected; no order created', async () => {
     const sale = await newSale(limited, { stock: 10 });
     const token = userToken(randomUser());
+    const t0 = Date.now();
     const replies = await Promise.all(Array.from({ length: 8 }, () => api(limited.url, 'POST', `/api/sales/${sale.id}/path`, { token })));
     const ok = replies.filter((r) => r.status === 200);
     const limitedReplies = replies.filter((r) => r.status === 429);
-    assert.ok(ok.length >= 1 && ok.length <= 2, `burst of 2: ${replies.map((r) => r.status).join(',')}`);
+    // 2 points per 2 s window: a burst that a loaded machine spreads over more windows gets more.
+    const windows = () => 1 + Math.floor((Date.now() - t0) / 2000);
+    assert.ok(ok.length >= 1 && ok.length <= 2 * windows(), `burst of 2: ${replies.map((r) => r.status).join(',')}`);
     assert.equal(ok.length + limitedReplies.length, replies.length);
     for (const r of limitedReplies) assertError(r, 429, 'rate_limited');
 
     // Buys count too, and a rate-limited buy creates nothing.
     const path = ok[0].body.path;
     const buys = await Promise.all(Array.from({ length: 4 }, () => api(limited.url, 'POST', `/api/sales/${sale.id}/buy/${path}`, { token, body: {} })));
-    for (const r of buys) assertError(r, 429, 'rate_limited');
-    assert.equal(await rowCount(limited, sale.id), 0);
-    assert.equal((await stats(limited, sale.id)).available, 10);
+    const through = buys.filter((r) => r.status === 202).length;
+    assert.ok(ok.length + through <= 2 * windows(), `buys: ${buys.map((r) => r.status).join(',')}`);
+    for (const r of buys) if (r.status !== 202) assertError(r, 429, 'rate_limited');
+    assert.equal(await rowCount(limited, sale.id), through);
+    assert.equal((await stats(limited, sale.id)).available, 10 - through);
 
     // Someone else is not limited by that user.
     const other = await buy(limited.url, sale.id, userToken(randomUser()));
@@ -1119,10 +1147,12 @@ describe('per-address rate limit (SECKILL_RATE_PER_IP=2)', { skip: skip || (mode
   });
 
   test('a burst from one address gets 429 rate_limited with Retry-After; /healthz is not limited', async () => {
+    const t0 = Date.now();
     const replies = await Promise.all(Array.from({ length: 12 }, () => api(limited.url, 'GET', '/api/time')));
     const ok = replies.filter((r) => r.status === 200).length;
     const refused = replies.filter((r) => r.status === 429);
-    assert.ok(ok >= 1 && ok <= 4, `burst of 4: ${replies.map((r) => r.status).join(',')}`);
+    // 4 points per 2 s window: a burst that a loaded machine spreads over more windows gets more.
+    assert.ok(ok >= 1 && ok <= 4 * (1 + Math.floor((Date.now() - t0) / 2000)), `burst of 4: ${replies.map((r) => r.status).join(',')}`);
     assert.equal(ok + refused.length, replies.length);
     for (const r of refused) assertError(r, 429, 'rate_limited');
     assert.equal((await api(limited.url, 'GET', '/healthz')).status, 200);

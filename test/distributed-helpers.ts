@@ -19,6 +19,13 @@ import { ADMIN_KEY, agent, checkInvariants, saleBody, tempDir, userToken, type O
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * Limits of waits that prove no latency (a start, a drain, an answer that must merely come): a
+ * loaded 2-core CI machine has started a seckill process in 30 s, so only a hang may fail them.
+ */
+export const START_MS = 120_000;
+export const PATIENCE_MS = 30_000;
+
 // ---------------------------------------------------------------------------------------------
 // Child processes: every one is SIGKILLed when the test process exits, whatever happened.
 
@@ -126,12 +133,12 @@ export class FaultCluster extends TestCluster {
     child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
     const proc: Proc = { child, port, url: `http://127.0.0.1:${port}`, output };
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + START_MS;
     try {
       for (;;) {
         if (child.exitCode !== null) throw new Error(`seckill exited ${child.exitCode}: ${output.join('')}`);
         try {
-          const r = await timedCall(proc.url, 'GET', '/readyz', {}, 2000);
+          const r = await timedCall(proc.url, 'GET', '/readyz', {}, PATIENCE_MS);
           if (r.status === 200) break;
         } catch {
           // not listening yet
@@ -167,12 +174,12 @@ export class FaultCluster extends TestCluster {
   }
 
   async createSale(o: SaleOptions, via = 0): Promise<string> {
-    const r = await timedCall(this.procs[via].url, 'POST', '/api/admin/sales', { token: ADMIN_KEY, body: saleBody(o) }, 10_000);
+    const r = await timedCall(this.procs[via].url, 'POST', '/api/admin/sales', { token: ADMIN_KEY, body: saleBody(o) }, PATIENCE_MS);
     if (r.status !== 201 || typeof r.body.id !== 'string') throw new Error(`create sale: ${r.status} ${r.text}`);
     const saleId = r.body.id;
     // Every process must know the sale before the load starts (a signal, or a lookup on first use).
     for (const p of this.procs) {
-      const s = await timedCall(p.url, 'GET', `/api/sales/${saleId}`, {}, 10_000);
+      const s = await timedCall(p.url, 'GET', `/api/sales/${saleId}`, {}, PATIENCE_MS);
       if (s.status !== 200) throw new Error(`sale ${saleId} unknown to ${p.url}: ${s.status} ${s.text}`);
     }
     return saleId;
@@ -218,6 +225,7 @@ export interface LoadOptions {
   newUserShare?: number;
   /** Largest quantity asked (uniform 1…maxQuantity). */
   maxQuantity?: number;
+  /** An answer slower than this is recorded as none (a hang); default PATIENCE_MS. */
   timeoutMs?: number;
   /** Called with every answered buy; return true to stop the load. */
   stopWhen?: (r: BuyRecord) => boolean;
@@ -283,7 +291,7 @@ export class BuyLoad {
   }
 
   private async loop(): Promise<void> {
-    const timeoutMs = this.o.timeoutMs ?? 10_000;
+    const timeoutMs = this.o.timeoutMs ?? PATIENCE_MS;
     while (!this.stopped) {
       const target = this.pickTarget();
       if (!target) {
@@ -412,7 +420,7 @@ export async function checkRowsWithoutAck(
     const i = left.findIndex((a) => a.userId === row.user_id && a.quantity === row.quantity);
     assert.ok(i >= 0, `row ${row.order_id} (${row.user_id} × ${row.quantity}) has no 202 and matches no buy of unknown outcome`);
     left.splice(i, 1);
-    const me = await timedCall(base, 'GET', '/api/me/orders', { token: token(row.user_id) }, 10_000);
+    const me = await timedCall(base, 'GET', '/api/me/orders', { token: token(row.user_id) }, PATIENCE_MS);
     assert.equal(me.status, 200, me.text);
     assert.ok((me.body.orders ?? []).some((o) => o.orderId === row.order_id), `${row.user_id} does not find order ${row.order_id} in /api/me/orders`);
   }
@@ -550,7 +558,7 @@ export class RedisServer {
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + START_MS;
     const probe = new Redis(this.url, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
     probe.on('error', () => undefined); // refused until it listens: expected here
     try {
@@ -579,7 +587,7 @@ export class RedisServer {
     if (!c || !alive(c)) return;
     const exited = new Promise((r) => c.once('exit', r));
     c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+    const t = setTimeout(() => c.kill('SIGKILL'), PATIENCE_MS);
     await exited;
     clearTimeout(t);
   }

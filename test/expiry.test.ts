@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import { until } from './distributed-helpers.js';
 import { buy, call, checkInvariants, skipUnlessReady, startTestServer, userToken, ADMIN_KEY, type TestServer } from './helpers.js';
+
+/** Waits for the sweeper: it runs every 50 ms, but on a loaded machine late. Only a hang must fail. */
+const PATIENCE_MS = 30_000;
 
 // Embedded, or with SECKILL_TEST_MODE=distributed 3 processes on Redis and PostgreSQL (test/helpers.ts).
 const skip = await skipUnlessReady();
@@ -20,25 +24,40 @@ describe('reservation expiry', { skip }, () => {
     const sale = await t.createSale({ stock, perUserLimit: 1, paymentWindowSeconds: 1 });
     const first = await Promise.all(Array.from({ length: stock }, (_, i) => buy(t.url, sale.id, userToken(`first-${i}`))));
     for (const r of first) assert.equal(r.status, 202, r.text);
+    const firstExpiry = Math.min(...first.map((r) => Date.parse(r.body.expiresAt)));
     const soldOut = await buy(t.url, sale.id, userToken('too-early'));
-    assert.equal(soldOut.body.error.code, 'sold_out');
+    // Answered before any window ended: the stock was all held. A loaded machine may answer it
+    // later, once the sweeper returned a unit: then it is an order like the others.
+    if (Date.now() < firstExpiry) assert.equal(soldOut.body.error?.code, 'sold_out', soldOut.text);
+    else assert.ok(soldOut.status === 202 || soldOut.body.error?.code === 'sold_out', soldOut.text);
+    const held = soldOut.status === 202 ? [...first, soldOut] : first;
 
-    await sleep(1400);
-    for (const r of first) {
-      const o = await call(t.url, 'GET', `/api/orders/${r.body.orderId}`, { token: ADMIN_KEY });
+    for (const r of held) {
+      const url = `/api/orders/${r.body.orderId}`;
+      const o = await until(`${url} no longer reserved`, async () => {
+        const got = await call(t.url, 'GET', url, { token: ADMIN_KEY });
+        return got.body.status === 'reserved' ? undefined : got;
+      }, PATIENCE_MS, 50);
       assert.equal(o.body.status, 'expired');
     }
     await t.settle(sale.id); // the totals come from the database of record
-    const stats = await t.admin('GET', `/api/admin/sales/${sale.id}`);
+    const stats = await until('the expiries counted', async () => {
+      const got = await t.admin('GET', `/api/admin/sales/${sale.id}`);
+      return got.body.stats.expired === held.length ? got : undefined;
+    }, PATIENCE_MS, 50);
     assert.equal(stats.body.stats.available, stock, 'all stock returned');
-    assert.equal(stats.body.stats.expired, stock);
+    assert.equal(stats.body.stats.expired, held.length);
 
     // The same buyers may buy again (their holding is gone), and so may others.
     const second = await Promise.all([
       ...Array.from({ length: 3 }, (_, i) => buy(t.url, sale.id, userToken(`first-${i}`))),
       ...Array.from({ length: 4 }, (_, i) => buy(t.url, sale.id, userToken(`second-${i}`))),
     ]);
-    assert.equal(second.filter((r) => r.status === 202).length, stock, 'the stock is sold again, exactly');
+    const resold = second.filter((r) => r.status === 202);
+    // Exactly the stock, unless a window of these new orders ended (and the sweeper returned it)
+    // before the last answer came: possible only on a loaded machine.
+    if (Date.now() < Math.min(...resold.map((r) => Date.parse(r.body.expiresAt)))) assert.equal(resold.length, stock, 'the stock is sold again, exactly');
+    else assert.ok(resold.length >= stock, `the stock is sold again: ${resold.length} of ${stock}`);
     checkInvariants(await t.orders(sale.id), stock, 1);
   });
 
@@ -90,9 +109,12 @@ describe('reservation expiry', { skip }, () => {
     // same database and Redis).
     const t3 = await t2.restart(1100);
     try {
-      await sleep(300);
-      await t3.settle(sale.id);
-      const stats = await t3.admin('GET', `/api/admin/sales/${sale.id}`);
+      // The restarted sweeper expires them: wait for it (a loaded machine runs it late).
+      const stats = await until('the restored reservations expired', async () => {
+        await t3.settle(sale.id);
+        const got = await t3.admin('GET', `/api/admin/sales/${sale.id}`);
+        return got.body.stats.expired >= 3 ? got : undefined;
+      }, PATIENCE_MS, 50);
       assert.equal(stats.body.stats.expired, 3);
       assert.equal(stats.body.stats.available, 3);
     } finally {

@@ -15,8 +15,13 @@ import type { TestCluster } from './cluster.js';
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 export const USER_SECRET = 'test-user-secret-0123456789abcdef0123456789';
 
-/** Keep-alive pool for tests that fire thousands of requests at once. */
-export const agent = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 10_000 });
+/**
+ * Keep-alive pool for tests that fire thousands of requests at once. An idle connection is
+ * dropped after 1 s, well before seckill closes it (Node's 5 s keepAliveTimeout): a loaded machine
+ * runs the client's timers seconds late, and a request sent on a connection the server has just
+ * closed fails with "other side closed" / ECONNRESET without ever reaching it.
+ */
+export const agent = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000 });
 
 export interface Reply<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
   status: number;
