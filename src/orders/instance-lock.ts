@@ -50,8 +50,8 @@ export class DataDirLock {
   }
 }
 
-/** Key of the instance lock (pg_advisory_lock's bigint space; 7411 guards the DDL). */
-const INSTANCE_KEY = 7412;
+/** Key of the instance lock (pg_advisory_lock's bigint space; 7411 guards the DDL, 7412 is the distributed writers' rebuild fence). */
+const INSTANCE_KEY = 7413;
 const RETRY_MS = 500;
 
 /** `database "x" on host:port`, never the password. */

@@ -32,7 +32,7 @@ const COLS = '(order_id, sale_id, user_id, quantity, price_cents, status, create
 
 export interface PgRepositoryOptions {
   /**
-   * The server's own limit on each statement (statement_timeout, lock_timeout), ms. The server
+   * The server's own limit on each statement (statement_timeout, lock waits included), ms. The server
    * cancels a statement that runs longer and rolls it back: a definite failure, unlike a
    * client-side timeout after which the statement may still commit.
    */
@@ -91,8 +91,7 @@ export class PgOrderRepository implements OrderRepository {
       connectionString,
       max: poolSize,
       connectionTimeoutMillis: 1000,
-      statement_timeout: st,
-      lock_timeout: st,
+      statement_timeout: st, // lock waits included
       idle_in_transaction_session_timeout: 2 * st + 5000,
       query_timeout: st + 5000,
       idleTimeoutMillis: 30_000,
