@@ -127,13 +127,12 @@ describe('defect 5: stored strings hold only what every store can keep', { skip 
 
   test('a token whose sub holds U+0000, a lone surrogate or a control character is 401 everywhere; nothing created', async () => {
     const sale = await srv.createSale({ stock: 5 });
-    for (const [what, bad] of POISON) {
+    for (const [, bad] of POISON) {
       const token = hs256({ sub: `u-${bad}`, iat: nowSec(), exp: nowSec() + 600 });
       assertError(await call(srv.url, 'POST', `/api/sales/${sale.id}/path`, { token }), 401, 'unauthorized');
       assertError(await call(srv.url, 'GET', '/api/me/orders', { token }), 401, 'unauthorized');
       // The buy route checks the token before the path.
-      assertError(await call(srv.url, 'POST', `/api/sales/${sale.id}/buy/${'A'.repeat(43)}`, { token, body: {} }), 401, 'unauthorized', );
-      void what;
+      assertError(await call(srv.url, 'POST', `/api/sales/${sale.id}/buy/${'A'.repeat(43)}`, { token, body: {} }), 401, 'unauthorized');
     }
     // A sub with an astral character is a user like any other.
     assert.equal((await buy(srv.url, sale.id, hs256({ sub: `u-😀-${randomUser()}`, iat: nowSec(), exp: nowSec() + 600 }))).status, 202);
