@@ -1,4 +1,4 @@
 // Conformance: memory+sqlite. The spec itself is in test/support/sale-model.ts.
 import { conformanceSuite } from '../support/conformance-suite.js';
 
-conformanceSuite('memory+sqlite', { modelRuns: 10, faultRuns: 8, interleavingRuns: 10, maxCommands: 12 });
+conformanceSuite('memory+sqlite', { modelRuns: 10, faultRuns: 6, interleavingRuns: 10, maxCommands: 10 });

@@ -13,6 +13,8 @@ import { Backend, inDoubt, usesPostgres, usesRedis, type Combo, type Outcome } f
 const num = (name: string, dflt: number) => (process.env[name] ? Number(process.env[name]) : dflt);
 /** How long a fault holds a write lock on the orders table: longer than every commit timeout (pg query_timeout 5 s, SQLite busy_timeout 5 s). */
 export const LOCK_MS = num('CONFORMANCE_LOCK_MS', 6500);
+/** A Redis stall longer than every client-side wait of a reserve (the review's 7 s). */
+export const LONG_STALL_MS = num('CONFORMANCE_LONG_STALL_MS', 7500);
 /** A write lock the commits wait out (shorter than every timeout). */
 export const SHORT_LOCK_MS = num('CONFORMANCE_SHORT_LOCK_MS', 1200);
 /** How long the writer-holding fault blocks commits: shorter than the statement timeout (5 s), so the held batch commits late. */
@@ -534,8 +536,10 @@ class Fault extends Step {
       }
       case 'redis-stalled': {
         // Redis holds every byte longer than the client's timeout; what was sent runs afterwards.
+        // Half the time longer than the command timeout plus the reply-lost check (2 s + 3 s):
+        // the buyer has been answered before the script runs.
         b.redisProxy!.stall();
-        const release = sleep(STALL_MS).then(() => b.redisProxy!.release());
+        const release = sleep(this.variant % 2 === 0 ? LONG_STALL_MS : STALL_MS).then(() => b.redisProxy!.release());
         await reserve();
         await release;
         break;

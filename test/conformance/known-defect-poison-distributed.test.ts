@@ -1,0 +1,40 @@
+// KNOWN DEFECT (issue 9, defect 5, distributed mode), kept as a `todo` test so CI stays green
+// until it is fixed: a paymentRef containing U+0000 passed to the service layer (past the HTTP
+// schemas) is answered `paid`, and Redis says paid, but PostgreSQL cannot store the string: the
+// stream writer quarantines the record and the row of record stays `reserved` for ever. Either
+// the service layer must refuse what the store cannot keep (bad_request, nothing changed), or
+// the paid state must reach the database. Remove `todo` once it passes.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { skipUnlessServices } from '../cluster.js';
+import { Backend } from '../support/backends.js';
+
+let b: Backend | null = null;
+let skip: string | false = false;
+
+before(async () => {
+  skip = await skipUnlessServices();
+  if (!skip) b = await Backend.start('redis+postgres');
+});
+after(async () => {
+  await b?.close();
+});
+
+test('distributed: a paymentRef with U+0000 is refused, or the paid order reaches PostgreSQL', { todo: 'issue 9 defect 5: the service layer accepts a string PostgreSQL cannot store (see the header)' }, async (t) => {
+  if (skip) return t.skip(String(skip));
+  const now = Date.now();
+  const sale = await b!.createSale({ stock: 2, perUserLimit: 1 }, now);
+  const r = await b!.reserve(sale.id, 'ann', 1, now);
+  assert.ok(r.ok && r.value.ok, 'reserved');
+  const orderId = r.value.order.orderId;
+  const paid = await b!.pay(orderId, 'ref\u0000poison', now + 1000);
+  await b!.drained(sale.id);
+  const deadline = Date.now() + 5000;
+  let rows = await b!.records(sale.id);
+  while (paid.ok && rows[0]?.status !== 'paid' && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 100));
+    rows = await b!.records(sale.id);
+  }
+  if (paid.ok) assert.equal(rows[0]?.status, 'paid', 'answered paid: the row of record must say paid');
+  else assert.equal(rows[0]?.status, 'reserved', `answered ${paid.code}: nothing changed`);
+});
