@@ -112,7 +112,11 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     await pgRepo.init();
     if (mode === 'postgres') {
       // One process per database in this mode (distributed processes share theirs by design).
-      const lock = await DatabaseLock.acquire(config.databaseUrl!, log);
+      const opened = pgRepo;
+      const lock = await DatabaseLock.acquire(config.databaseUrl!, log).catch(async (err: unknown) => {
+        await opened.close().catch(() => undefined); // refused to start: leave nothing open
+        throw err;
+      });
       releaseInstanceLock = () => lock.release();
       pings.instanceLock = () => lock.check();
       // Without the lock no order is written: buys answer busy (the stock goes back at once).
