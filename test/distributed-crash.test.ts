@@ -54,7 +54,7 @@ async function verify(
   return { rows: rows.length, held, withoutAck };
 }
 
-test('kill -9 one of three seckill processes under load, three rounds: every 202 has its row, reconcile clean', { timeout: 120_000 }, async (t) => {
+test('kill -9 one of three seckill processes under load, three rounds: every 202 has its row, reconcile clean', { timeout: 600_000 }, async (t) => {
   const reason = await skipUnlessServices();
   if (reason) {
     t.skip(reason);
@@ -74,7 +74,7 @@ test('kill -9 one of three seckill processes under load, three rounds: every 202
     for (let round = 1; round <= 3; round++) {
       const before = load.records.length;
       load.start();
-      await until('a 202 in this round', () => load.records.slice(before).some((r) => r.status === 202), 15_000);
+      await until('a 202 in this round', () => load.records.slice(before).some((r) => r.status === 202), 60_000);
       await sleep(300 + Math.random() * 1000);
       const victim = (first + round) % 3;
       // Mark it down, note what is in flight on it, and kill it, in one synchronous step.
@@ -114,10 +114,10 @@ async function batchHeldBy(redis: Redis, cluster: FaultCluster, saleId: string, 
     const inDb = await orderIdsInDb(cluster.databaseUrl, pending.map((e) => e.orderId!));
     const all = pending.every((e) => inDb.has(e.orderId!) === committed);
     return all ? pending : undefined;
-  }, 20_000, 15);
+  }, 60_000, 15);
 }
 
-test('kill -9 an order writer between its PostgreSQL commit and its XACK: peers claim the batch, re-applied idempotently', { timeout: 90_000 }, async (t) => {
+test('kill -9 an order writer between its PostgreSQL commit and its XACK: peers claim the batch, re-applied idempotently', { timeout: 600_000 }, async (t) => {
   const reason = await skipUnlessServices();
   if (reason) {
     t.skip(reason);
@@ -148,7 +148,7 @@ test('kill -9 an order writer between its PostgreSQL commit and its XACK: peers 
     const stillPending = (await pendingEntries(redis, cluster.keys, saleId, consumer)).filter((e) => held.some((h) => h.id === e.id)).length;
 
     // The peers claim it (XAUTOCLAIM after 1 s idle) while the load goes on; then the process comes back, without the pause.
-    await until('the dead writer’s entries claimed', async () => (await pendingEntries(redis, cluster.keys, saleId, consumer)).length === 0, 15_000, 50);
+    await until('the dead writer’s entries claimed', async () => (await pendingEntries(redis, cluster.keys, saleId, consumer)).length === 0, 60_000, 50);
     const claimedMs = Date.now() - killedAt;
     await load.stop();
     await cluster.spawnWith({ SECKILL_TEST_WRITER_PAUSE_MS: '0' }, victim);
@@ -171,7 +171,7 @@ test('kill -9 an order writer between its PostgreSQL commit and its XACK: peers 
   }
 });
 
-test('kill -9 an order writer before its commit, with entries never delivered: another writer writes them all', { timeout: 90_000 }, async (t) => {
+test('kill -9 an order writer before its commit, with entries never delivered: another writer writes them all', { timeout: 600_000 }, async (t) => {
   const reason = await skipUnlessServices();
   if (reason) {
     t.skip(reason);
@@ -179,8 +179,10 @@ test('kill -9 an order writer before its commit, with entries never delivered: a
   }
   const started = Date.now();
   const STOCK = 5000;
-  // One process; its writer waits 5 s between reading a batch and committing it.
-  const cluster = new FaultCluster({ processes: 1, env: { SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS: '5000' } });
+  // One process; its writer waits between reading a batch and committing it, until it is killed:
+  // long, so that a loaded machine's slow steps before the kill cannot outlast the pause.
+  const PAUSE_MS = 120_000;
+  const cluster = new FaultCluster({ processes: 1, env: { SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS: String(PAUSE_MS) } });
   const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 });
   try {
     await cluster.start();
@@ -195,7 +197,7 @@ test('kill -9 an order writer before its commit, with entries never delivered: a
     await load.stop();
     const held = await pendingEntries(redis, cluster.keys, saleId, consumer);
     const lag = await undelivered(redis, cluster.keys, saleId);
-    assert.ok(held.length > 0 && held.every((e) => e.idleMs < 4500), `still inside the pause: ${JSON.stringify(held.slice(0, 3))}`);
+    assert.ok(held.length > 0 && held.every((e) => e.idleMs < PAUSE_MS - 10_000), `still inside the pause: ${JSON.stringify(held.slice(0, 3))}`);
     await kill9(cluster.procs[0].child);
     const inDb = await orderIdsInDb(cluster.databaseUrl, held.map((e) => e.orderId!));
     assert.equal(inDb.size, 0, 'the killed batch was never committed');
