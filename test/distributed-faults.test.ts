@@ -155,7 +155,8 @@ test('PostgreSQL stopped under load, mode "postgres": 503 busy at once, stock pu
     await sleep(200);
     const availableDuring = await settledAvailable();
     const m = (await timedCall(url, 'GET', '/metrics', { token: ADMIN_KEY }, CALL_MS)).text;
-    assert.equal(metric(m, 'seckill_breaker_open', 'store="database"'), 1, 'breaker open in /metrics');
+    // Open (1) or probing (0.5): a probe may be in flight at the instant of the scrape.
+    assert.ok(metric(m, 'seckill_breaker_open', 'store="database"') > 0, 'breaker not closed in /metrics');
     const me = await timedCall(url, 'GET', '/api/me/orders', { token: userToken('someone') }, CALL_MS);
     assert.equal(me.status, 503, me.text);
     assert.equal(me.body.error?.code, 'busy');
