@@ -228,7 +228,9 @@ describe('API2 broken authentication', { skip }, () => {
   });
 
   test('exp: a token verified (and cached) while valid is refused once it expires', async () => {
-    const exp = nowSec() + 1;
+    // At least 2 s of validity (nowSec() floors): the first call must find it valid even when a
+    // loaded machine answers slowly.
+    const exp = nowSec() + 3;
     const token = hs256({ sub: randomUser(), iat: nowSec(), exp });
     assert.equal((await api(srv.url, 'GET', '/api/me/orders', { token })).status, 200);
     await sleep(exp * 1000 - Date.now() + 50);
@@ -460,18 +462,22 @@ describe('API4 unrestricted resource consumption', { skip }, () => {
     test('per user: a burst gets 429 rate_limited with Retry-After', async () => {
       const sale = await newSale(perUser);
       const token = userToken(randomUser());
+      const t0 = Date.now();
       const replies = await Promise.all(Array.from({ length: 6 }, () => api(perUser.url, 'POST', `/api/sales/${sale.id}/path`, { token })));
       const refused = replies.filter((r) => r.status === 429);
-      assert.ok(refused.length >= 3, replies.map((r) => r.status).join(','));
+      // 2 points per 2 s window: a burst that a loaded machine spreads over more windows gets more.
+      assert.ok(refused.length >= 6 - 2 * (1 + Math.floor((Date.now() - t0) / 2000)), replies.map((r) => r.status).join(','));
       for (const r of refused) assertError(r, 429, 'rate_limited');
     });
 
     test('per address: a burst gets 429 rate_limited with Retry-After', { skip: mode === 'distributed' && 'the per-address limit is counted per process' }, async () => {
       const perIp = await startTestServer({ SECKILL_RATE_PER_IP: '2' });
       try {
+        const t0 = Date.now();
         const replies = await Promise.all(Array.from({ length: 10 }, () => api(perIp.url, 'GET', '/api/time')));
         const refused = replies.filter((r) => r.status === 429);
-        assert.ok(refused.length >= 5, replies.map((r) => r.status).join(','));
+        // 4 points per 2 s window: a burst that a loaded machine spreads over more windows gets more.
+        assert.ok(refused.length >= 10 - 4 * (1 + Math.floor((Date.now() - t0) / 2000)), replies.map((r) => r.status).join(','));
         for (const r of refused) assertError(r, 429, 'rate_limited');
       } finally {
         await perIp.close();
@@ -517,7 +523,7 @@ describe('API4 unrestricted resource consumption', { skip }, () => {
       // Close one of the user's streams: a slot frees (once the server has seen the close).
       open.shift()!.abort();
       let again = { status: 0, text: '' };
-      for (let i = 0; i < 40 && again.status !== 200; i++) {
+      for (const deadline = Date.now() + 30_000; again.status !== 200 && Date.now() < deadline; ) {
         await sleep(50);
         again = await openStream(token);
       }
