@@ -2,9 +2,7 @@ import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseCents, parsePrice, priceCentsOf, protectSaleIds } from './args.js';
 import { adminCall as callService, credential, type AdminCallOptions } from './target.js';
-import { loadConfig } from '../config.js';
-import { signUserToken } from '../gateway/auth.js';
-import { resolveSecrets, type SecretsEnv } from '../secrets.js';
+import type { SecretsEnv } from '../secrets.js';
 // The server, the engines and the stores are imported by the commands that use them, when they
 // run: `--help`, `token` and `sale` load none of them.
 import type { ReconcileReport } from '../ops/reconcile.js';
@@ -24,8 +22,14 @@ function positiveInt(text: string): number {
 }
 
 /** An admin API call to the running service (src/cli/target.ts: which service, which key; never a new data dir). */
-function adminCall(opts: AdminCallOptions, method: string, path: string, body?: unknown): Promise<void> {
-  return callService(loadConfig(), opts, method, path, body);
+async function adminCall(opts: AdminCallOptions, method: string, path: string, body?: unknown): Promise<void> {
+  return callService(await loadConfig(), opts, method, path, body);
+}
+
+/** The configuration, imported when a command needs it: its schema library is most of the CLI's start-up (not `--help`'s). */
+async function loadConfig() {
+  const config = await import('../config.js');
+  return config.loadConfig();
 }
 
 const program = new Command('seckill').description('Flash-sale service: sells exactly the stock under a storm of buyers');
@@ -35,7 +39,7 @@ program
   .description('serve the API (configuration from the environment; see README)')
   .option('--workers <n>', 'processes sharing the port (node:cluster); distributed mode only', positiveInt, 1)
   .action(async (opts: { workers: number }) => {
-    const config = loadConfig();
+    const config = await loadConfig();
     if (opts.workers > 1 && cluster.isPrimary) {
       const { modeOf } = await import('../services.js');
       if (modeOf(config) !== 'distributed') {
@@ -62,7 +66,7 @@ program
 
 /** The cluster's primary: forks the workers, replaces one that dies, passes a stop signal on. */
 async function runPrimary(dataDir: string, env: SecretsEnv, workers: number): Promise<void> {
-  const { demoBanner } = await import('../server.js');
+  const [{ demoBanner }, { resolveSecrets }] = await Promise.all([import('../server.js'), import('../secrets.js')]);
   // Secrets are settled here, once, so that the workers do not race to generate them.
   const secrets = resolveSecrets(dataDir, env);
   if (secrets.generated) process.stdout.write(`seckill: admin key (printed once; also in ${dataDir}/secrets.json): ${secrets.adminKey}\n`);
@@ -114,8 +118,9 @@ program
   .description('print a signed user token (HS256, SECKILL_USER_SECRET or the data dir secret)')
   .option('--ttl <duration>', 'lifetime', parseDuration, 3600_000)
   .option('--data-dir <dir>', 'the running service\'s data dir (default: SECKILL_DATA_DIR, ./data, the checkout\'s data)')
-  .action((userId: string, opts: { ttl: number; dataDir?: string }) => {
-    const secret = credential(loadConfig(), 'userSecret', opts.dataDir);
+  .action(async (userId: string, opts: { ttl: number; dataDir?: string }) => {
+    const { signUserToken } = await import('../gateway/auth.js');
+    const secret = credential(await loadConfig(), 'userSecret', opts.dataDir);
     process.stderr.write(`seckill: signed with the user secret from ${secret.from}\n`);
     process.stdout.write(signUserToken(secret.value, userId, Math.ceil(opts.ttl / 1000)) + '\n');
   });
@@ -186,7 +191,7 @@ program
   .option('--drain <duration>', 'wait this long for the order writers to empty the stream', parseDuration, 10_000)
   .action(async (saleId: string | undefined, o: { all?: boolean; repair?: boolean; drain: number }) => {
     if (!saleId === !o.all) throw new InvalidArgumentError('give either a sale id or --all');
-    const config = loadConfig();
+    const config = await loadConfig();
     const { modeOf } = await import('../services.js');
     if (modeOf(config) !== 'distributed') throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
     const [{ connectRedis, redisConnection }, { RedisKeys }, { PgOrderRepository }, { reconcile }] = await Promise.all([
