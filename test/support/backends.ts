@@ -274,17 +274,21 @@ export class Backend {
     return { released };
   }
 
-  /** Every key of this run's Redis prefix, deleted (a Redis that restarted empty, for this run only). */
+  /**
+   * Every key of this run's Redis prefix, deleted at once (a Redis that restarted empty, for this
+   * run only). One script, so that no rebuild can slip in between a scan's rounds and be half
+   * deleted: a real restart loses everything at the same instant.
+   */
   async emptyRedis(): Promise<number> {
-    const r = this.redisDirect!;
-    let cursor = '0';
-    let n = 0;
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${this.redisPrefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) n += await r.del(...keys);
-    } while (cursor !== '0');
-    return n;
+    const script = `
+      local n, cursor = 0, '0'
+      repeat
+        local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+        cursor = r[1]
+        for _, k in ipairs(r[2]) do n = n + redis.call('DEL', k) end
+      until cursor == '0'
+      return n`;
+    return Number(await this.redisDirect!.eval(script, 0, `${this.redisPrefix}:*`));
   }
 
   /**
