@@ -43,10 +43,16 @@ export function buildApp(services: Services): App {
     trustProxy: trustProxyOption(services.config.trustProxy),
     return503OnClosing: true,
     // Buys that cannot succeed (sold out, not started, over, paused) are answered before fastify.
-    serverFactory: (handler) =>
-      http.createServer((req, res) => {
+    serverFactory: (handler) => {
+      const server = http.createServer((req, res) => {
         if (!fastRefusal(services, req, res)) handler(req, res);
-      }),
+      });
+      // A custom server skips fastify's keep-alive default, leaving Node's 5 s: a balancer that
+      // keeps idle connections for 60 s would then meet closed sockets (sporadic 502s).
+      server.keepAliveTimeout = 72_000;
+      server.headersTimeout = 75_000;
+      return server;
+    },
     // The router's own refusals (an undecodable URL, a parameter over its 100-character limit)
     // would otherwise answer with fastify's body (and a 414), not the contract's error shape.
     frameworkErrors: (err, request, reply) => {

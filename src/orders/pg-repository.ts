@@ -110,8 +110,19 @@ export class PgOrderRepository implements OrderRepository {
   }
 
   async init(): Promise<void> {
-    // Several processes may start at once; the advisory lock keeps DDL from racing.
-    const c = await this.pool.connect();
+    // Several processes may start at once; the advisory lock keeps DDL from racing. A loaded
+    // machine can miss the 1 s connect timeout at start: keep trying for a while, as for Redis.
+    const deadline = Date.now() + 15_000;
+    let c: pg.PoolClient;
+    for (;;) {
+      try {
+        c = await this.pool.connect();
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await sleep(250);
+      }
+    }
     try {
       await c.query('SELECT pg_advisory_lock(7411)');
       await c.query(SCHEMA);
