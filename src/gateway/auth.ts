@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import { SeckillError } from '../domain/errors.js';
-import { SINGLE_LINE_RE } from '../http/schemas.js';
+import { isStorableLine } from '../domain/stored-text.js';
 
 export type AuthResult = { kind: 'admin' } | { kind: 'user'; userId: string };
 
@@ -69,7 +69,7 @@ export class Auth {
     }
     // The user id is stored with every order: it must be text every store can keep (no U+0000,
     // no lone surrogate, no control character).
-    if (!SINGLE_LINE_RE.test(sub)) {
+    if (!isStorableLine(sub)) {
       throw new SeckillError('unauthorized', 'Token subject must not contain control characters or unpaired surrogates.');
     }
     return sub;

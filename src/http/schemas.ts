@@ -1,22 +1,11 @@
 import { Type } from 'typebox';
+import { MULTI_LINE_TEXT, SINGLE_LINE_TEXT } from '../domain/stored-text.js';
 
 // Every body and parameter is validated against these; unknown fields are refused.
 const strict = { additionalProperties: false } as const;
 
-/*
- * Stored text must be text every store can keep: PostgreSQL's text cannot hold U+0000, and an
- * unpaired UTF-16 surrogate is no valid UTF-8 (PostgreSQL refuses it; Redis and SQLite would keep
- * bytes no reader can decode). One such string in a batch used to stop the order writer (issue 9,
- * defect 5), so they are refused at the door with 400. ajv compiles patterns with the `u` flag:
- * there `\p{Cs}` matches only a lone surrogate (a valid pair is one astral code point), and
- * maxLength counts code points.
- */
-/** One line: no control characters (C0, DEL, C1; U+0000 among them), no lone surrogate. */
-export const SINGLE_LINE_TEXT = '^[^\\p{Cc}\\p{Cs}]*$';
-/** Free text: tab and line breaks allowed, no other control character, no lone surrogate. */
-export const MULTI_LINE_TEXT = '^(?:[\\t\\n\\r]|[^\\p{Cc}\\p{Cs}])*$';
-/** The same rule for strings that do not come through a schema (a token's `sub`). */
-export const SINGLE_LINE_RE = new RegExp(SINGLE_LINE_TEXT, 'u');
+// Stored text (names, paymentRef, …) follows the one rule of src/domain/stored-text.ts; ajv
+// compiles patterns with the `u` flag, and maxLength counts code points.
 
 export const SaleIdParams = Type.Object({ saleId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }, strict);
 

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { SeckillError } from '../domain/errors.js';
+import { isStorableLine } from '../domain/stored-text.js';
 import type { Order } from '../domain/order.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { OrderRepository, Transition } from './repository.js';
@@ -50,6 +51,9 @@ export class OrderService {
   }
 
   async pay(orderId: string, actor: Actor, paymentRef: string, now = Date.now(), attempt = 0): Promise<Order> {
+    if (!isStorableLine(paymentRef)) {
+      throw new SeckillError('bad_request', 'paymentRef must not contain control characters or unpaired surrogates.');
+    }
     const order = await this.get(orderId, actor);
     if (order.status === 'reserved') {
       if (order.expiresAt <= now) {

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { SeckillError } from '../domain/errors.js';
+import { isStorableLine, isStorableText } from '../domain/stored-text.js';
 import type { Sale } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
@@ -109,6 +110,9 @@ export class SaleService {
     const endsAt = input.endsAt ?? null;
     if (endsAt !== null && endsAt <= input.startsAt) {
       throw new SeckillError('bad_request', 'endsAt must be after startsAt.');
+    }
+    if (!isStorableLine(input.name) || (input.description !== undefined && !isStorableText(input.description))) {
+      throw new SeckillError('bad_request', 'name and description must be text a store can keep (no control characters, no unpaired surrogates).');
     }
     const sale: Sale = {
       id: newSaleId(),
