@@ -133,11 +133,29 @@ export class Backend {
     return this.instances[i % this.instances.length];
   }
 
+  /**
+   * Start the instances. A start that fails (a store still recovering from a fault) is tried
+   * again for up to 30 s, as a process manager would; then its error is thrown.
+   */
   private async open(): Promise<void> {
     const config = loadConfig(this.env);
-    for (let i = 0; i < this.instanceCount; i++) {
-      this.instances.push(await createServices(config, pino({ level: config.logLevel, base: { instance: i } })));
+    const deadline = Date.now() + 30_000;
+    while (this.instances.length < this.instanceCount) {
+      const i = this.instances.length;
+      try {
+        this.instances.push(await createServices(config, pino({ level: config.logLevel, base: { instance: i } })));
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`instance ${i} could not start again: ${(err as Error).message}`, { cause: err });
+        await sleep(500);
+      }
     }
+  }
+
+  /** After a failed run: make sure every instance runs again, so the next run starts clean. */
+  async ensureRunning(): Promise<void> {
+    this.pgProxy?.restore();
+    this.redisProxy?.restore();
+    if (this.instances.length < this.instanceCount) await this.open();
   }
 
   /**

@@ -440,7 +440,14 @@ export type FaultKind =
  * Faults switched off for a combination, each with the defect that keeps it failing. Empty: every
  * fault runs. (Filled in only for defects not fixed by the deadline; see the report.)
  */
-export const FAULTS_DISABLED: Partial<Record<Combo, Partial<Record<FaultKind, string>>>> = {};
+export const FAULTS_DISABLED: Partial<Record<Combo, Partial<Record<FaultKind, string>>>> = {
+  // DISABLED: issue 9 defect 5 is not fixed at the service layer in distributed mode: a paymentRef
+  // with U+0000 is answered `paid` (Redis says paid) while PostgreSQL cannot store it, so the
+  // writer quarantines the record and the row stays `reserved`. Reproduced deterministically by
+  // test/conformance/known-defect-poison-distributed.test.ts (todo). Re-enable once that passes.
+  'redis+postgres': { 'poison-string': 'issue 9 defect 5: paid answered, row stays reserved (quarantined)' },
+  'redis+postgres x2': { 'poison-string': 'issue 9 defect 5: paid answered, row stays reserved (quarantined)' },
+};
 
 export function faultApplies(kind: FaultKind, combo: Combo): boolean {
   if (FAULTS_DISABLED[combo]?.[kind]) return false;
@@ -694,8 +701,7 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
         commands += real.checks;
       } catch (err) {
         // Leave the backend usable for the shrinker's next run.
-        b.pgProxy?.restore();
-        b.redisProxy?.restore();
+        await b.ensureRunning().catch(() => undefined);
         annotate(err, `sale ${sale.id} stock ${stock} limit ${limit}\n  trace: ${real.trace.join(' | ')}`);
         throw err;
       }
