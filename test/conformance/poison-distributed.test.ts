@@ -1,9 +1,7 @@
-// KNOWN DEFECT (issue 9, defect 5, distributed mode), kept as a `todo` test so CI stays green
-// until it is fixed: a paymentRef containing U+0000 passed to the service layer (past the HTTP
-// schemas) is answered `paid`, and Redis says paid, but PostgreSQL cannot store the string: the
-// stream writer quarantines the record and the row of record stays `reserved` for ever. Either
-// the service layer must refuse what the store cannot keep (bad_request, nothing changed), or
-// the paid state must reach the database. Remove `todo` once it passes.
+// Issue 9, defect 5 in distributed mode, at the service layer: a paymentRef containing U+0000
+// passed past the HTTP schemas was answered `paid` (Redis said paid) while PostgreSQL cannot
+// store it: the writer quarantined the record and the row stayed `reserved` for ever. Fixed by
+// 10385de (the stored-text rule checked by the order service): refused, nothing changed.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { skipUnlessServices } from '../cluster.js';
@@ -20,7 +18,7 @@ after(async () => {
   await b?.close();
 });
 
-test('distributed: a paymentRef with U+0000 is refused, or the paid order reaches PostgreSQL', { todo: 'issue 9 defect 5: the service layer accepts a string PostgreSQL cannot store (see the header)' }, async (t) => {
+test('distributed: a paymentRef with U+0000 is refused, or the paid order reaches PostgreSQL', async (t) => {
   if (skip) return t.skip(String(skip));
   const now = Date.now();
   const sale = await b!.createSale({ stock: 2, perUserLimit: 1 }, now);
