@@ -440,14 +440,7 @@ export type FaultKind =
  * Faults switched off for a combination, each with the defect that keeps it failing. Empty: every
  * fault runs. (Filled in only for defects not fixed by the deadline; see the report.)
  */
-export const FAULTS_DISABLED: Partial<Record<Combo, Partial<Record<FaultKind, string>>>> = {
-  // DISABLED: issue 9 defect 5 is not fixed at the service layer in distributed mode: a paymentRef
-  // with U+0000 is answered `paid` (Redis says paid) while PostgreSQL cannot store it, so the
-  // writer quarantines the record and the row stays `reserved`. Reproduced deterministically by
-  // test/conformance/known-defect-poison-distributed.test.ts (todo). Re-enable once that passes.
-  'redis+postgres': { 'poison-string': 'issue 9 defect 5: paid answered, row stays reserved (quarantined)' },
-  'redis+postgres x2': { 'poison-string': 'issue 9 defect 5: paid answered, row stays reserved (quarantined)' },
-};
+export const FAULTS_DISABLED: Partial<Record<Combo, Partial<Record<FaultKind, string>>>> = {};
 
 export function faultApplies(kind: FaultKind, combo: Combo): boolean {
   if (FAULTS_DISABLED[combo]?.[kind]) return false;
