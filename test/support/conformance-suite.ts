@@ -28,6 +28,9 @@ export function conformanceSuite(combo: Combo, size: SuiteSize): void {
   });
   after(async () => {
     await b?.close();
+    // A client that a failed start left behind (reconnecting to a closed proxy) must not keep this
+    // file's process alive: the runner waits for it, and the next file never starts.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 5000).unref();
     if (stats.size > 0) process.stdout.write(`# ${combo} faults:\n${faultReport(stats).replace(/^/gm, '#   ')}\n`);
   });
 
