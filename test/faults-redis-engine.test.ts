@@ -382,3 +382,37 @@ test('defect 6: Redis silent past the outcome window: 503 that says the outcome 
     await w.stop();
   }
 });
+
+test('a cancel sent while Redis stalls 7 s: its answer is true (503 = still reserved, ok = cancelled once)', { timeout: 60_000 }, async (t) => {
+  if (await skip(t)) return;
+  const w = await new World().start();
+  try {
+    const sale = newSale(3, 1);
+    await w.repo.insertSale(sale);
+    const engine = await w.engine();
+    await engine.load(sale);
+    await w.writer(() => [sale.id]);
+    const orders = await Promise.all(['c0', 'c1'].map((u) => made(engine.reserve(sale, u, 1, Date.now()))));
+    await w.admin.call('CLIENT', 'PAUSE', '7000', 'ALL');
+    const t0 = Date.now();
+    const answers = await Promise.allSettled(orders.map((o) => engine.transition(o, { to: 'cancelled' }, Date.now())));
+    await sleep(Math.max(0, 7000 - (Date.now() - t0)) + 300);
+    t.diagnostic(`answers after ${Date.now() - t0} ms: ${answers.map((a) => (a.status === 'fulfilled' ? a.value?.status : (a.reason as Error).message)).join(' | ')}`);
+    const redisOrders = await w.redisOrders(sale.id);
+    for (const [i, a] of answers.entries()) {
+      const now = redisOrders.find((o) => o.orderId === orders[i].orderId);
+      if (a.status === 'fulfilled') {
+        assert.equal(a.value?.status, 'cancelled');
+        assert.ok(!now || now.status === 'cancelled', `answered cancelled, Redis says ${now?.status}`);
+      } else {
+        assert.ok(a.reason instanceof SeckillError && a.reason.code === 'busy', String(a.reason));
+        assert.equal(now?.status, 'reserved', 'answered 503 busy, but the order changed');
+      }
+    }
+    // Stock adds up: 3 minus what is still reserved.
+    const reserved = redisOrders.filter((o) => o.status === 'reserved').length;
+    assert.equal(await w.admin.hget(w.keys.sale(sale.id), 'available'), String(3 - reserved));
+  } finally {
+    await w.stop();
+  }
+});

@@ -6,7 +6,7 @@ type Reply = Array<string | number>;
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     seckillReserve(k1: string, k2: string, k3: string, k4: string, k5: string, saleId: string, userId: string, quantity: number, now: number, orderId: string, deadline: number): Result<Reply, Context>;
-    seckillTransition(k1: string, k2: string, k3: string, k4: string, orderId: string, to: string, now: number, paymentRef: string): Result<Reply, Context>;
+    seckillTransition(k1: string, k2: string, k3: string, k4: string, orderId: string, to: string, now: number, paymentRef: string, deadline: number): Result<Reply, Context>;
     seckillInitSale(sale: string, lock: string, holdings: string, token: string, ...args: Array<string | number>): Result<number, Context>;
     seckillRebuildBegin(lock: string, sale: string, holdings: string, orders: string, token: string): Result<number, Context>;
     seckillRebuildChunk(lock: string, holdings: string, orders: string, index: string, token: string, saleId: string, ...entries: string[]): Result<number, Context>;

@@ -75,6 +75,13 @@ function unknownOutcome(err: unknown): SeckillError {
   );
 }
 
+/** Not an error: a transition whose reply was lost turned out to have been made (carried out of `run`). */
+class TransitionApplied extends Error {
+  constructor(readonly order: Order) {
+    super('transition applied');
+  }
+}
+
 /** Process-wide queue of rebuild reads: one fenced PostgreSQL read at a time per process. */
 let fenceQueue: Promise<unknown> = Promise.resolve();
 function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
@@ -378,11 +385,25 @@ export class RedisStockEngine implements StockEngine {
   }
 
   async transition(order: Order, t: Transition, now: number): Promise<Order | null> {
-    const run = () =>
-      this.redis.seckillTransition(
-        this.keys.sale(order.saleId), this.keys.holdings(order.saleId), this.keys.orders(order.saleId), this.keys.stream(order.saleId),
-        order.orderId, t.to, now, t.to === 'paid' ? t.paymentRef : '',
-      );
+    let offset: number;
+    try {
+      offset = await this.clockOffset();
+    } catch (err) {
+      throw busy(err); // nothing was sent
+    }
+    // Like reserve: a deadline in Redis's clock, and after a lost reply Redis is asked what happened.
+    const run = async (): Promise<Reply> => {
+      const sentAt = Date.now();
+      const deadline = sentAt + offset + RESERVE_BUDGET_MS;
+      try {
+        return await this.redis.seckillTransition(
+          this.keys.sale(order.saleId), this.keys.holdings(order.saleId), this.keys.orders(order.saleId), this.keys.stream(order.saleId),
+          order.orderId, t.to, now, t.to === 'paid' ? t.paymentRef : '', deadline,
+        );
+      } catch (err) {
+        throw await this.transitionOutcome(order, t, deadline, sentAt, err);
+      }
+    };
     try {
       let r = await run();
       if (Number(r[0]) === NOT_LOADED) {
@@ -393,12 +414,46 @@ export class RedisStockEngine implements StockEngine {
         r = await run();
       }
       if (Number(r[0]) === UNKNOWN_ORDER && (await this.adopt(order.orderId))) r = await run();
+      if (Number(r[0]) === TOO_LATE) throw busy(new Error('the transition script ran after its deadline and changed nothing'));
       if (Number(r[0]) !== 1) return null;
       const after = parseStoredOrder(String(r[1]));
       if (t.to !== 'paid') this.availability.set(order.saleId, Number(r[2]));
       return after;
     } catch (err) {
+      if (err instanceof TransitionApplied) return err.order;
       throw err instanceof SeckillError ? err : busy(err);
+    }
+  }
+
+  /**
+   * A transition whose reply never came: read the order with Redis's clock (read-only) until the
+   * answer is certain. Changed as asked: the change is ours (carried out as `TransitionApplied`).
+   * Still reserved once Redis's clock is past the deadline: it never will be, so busy is true.
+   * Redis silent past the window: a busy that says the outcome is unknown.
+   */
+  private async transitionOutcome(order: Order, t: Transition, deadline: number, sentAt: number, err: unknown): Promise<Error> {
+    if (err instanceof Error && err.message.includes('enableOfflineQueue')) return busy(err);
+    const end = sentAt + OUTCOME_WINDOW_MS;
+    for (;;) {
+      try {
+        const [json, redisNow, available] = await this.redis.seckillReserveOutcome(
+          this.keys.orders(order.saleId), this.keys.sale(order.saleId), this.keys.holdings(order.saleId), order.orderId, order.userId,
+        );
+        // Not in Redis any more: settled and already pruned after its write, so PostgreSQL knows.
+        const current = json ? parseStoredOrder(String(json)) : await this.repo.getOrder(order.orderId);
+        if (current && current.status === t.to && (t.to !== 'paid' || current.paymentRef === t.paymentRef)) {
+          this.log.warn({ orderId: order.orderId, to: t.to, err: String(err) }, 'transition: reply lost, but the change was made');
+          if (t.to !== 'paid') this.availability.set(order.saleId, Number(available));
+          return new TransitionApplied(current);
+        }
+        if (!current || current.status !== 'reserved' || Number(redisNow) > deadline) return busy(err);
+      } catch {
+        // still silent: ask again until the window ends
+      }
+      if (Date.now() >= end) {
+        return new SeckillError('busy', 'The stock service did not answer in time; the change may or may not have been made. Read the order, then try again.', 2, err);
+      }
+      await sleep(100);
     }
   }
 
