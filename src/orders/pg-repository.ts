@@ -5,6 +5,7 @@ import type { Order, OrderStatus } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
 import type { SeckillError } from '../domain/errors.js';
 import { AmbiguousOutcome } from './outcome.js';
+import { inTransaction } from './pg-transaction.js';
 import type { OrderPage, OrderRepository, StatusTotals, Transition } from './repository.js';
 import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from './rows.js';
 
@@ -248,14 +249,7 @@ export class PgOrderRepository implements OrderRepository {
    * only ever moves a row out of `reserved`; a late reservation then changes nothing.
    */
   async applyBatch(created: Order[], changed: Order[]): Promise<void> {
-    const c = await this.pool.connect();
-    // A checked-out client has no listener of its own: the server going away mid-transaction
-    // would emit an unhandled 'error' and end the process. The failed query rejects anyway.
-    const onError = () => undefined;
-    c.on('error', onError);
-    let failed: Error | undefined;
-    try {
-      await c.query('BEGIN');
+    await inTransaction(this.pool, async (c) => {
       if (created.length > 0) await c.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(created));
       if (changed.length > 0) {
         await c.query(
@@ -265,17 +259,9 @@ export class PgOrderRepository implements OrderRepository {
           columns(changed),
         );
       }
-      await c.query('COMMIT');
-    } catch (err) {
-      failed = err as Error;
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      c.off('error', onError);
-      // A client whose transaction failed may hold a dead connection: destroyed, not pooled again.
-      c.release(failed);
-    }
+    });
   }
+
 
   async getOrder(orderId: string): Promise<Order | null> {
     const r = await this.pool.query<OrderRow>('SELECT * FROM orders WHERE order_id = $1', [orderId]);

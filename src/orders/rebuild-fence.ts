@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { inTransaction } from './pg-transaction.js';
 
 /**
  * The fence between the order writers and a rebuild of a sale's Redis state from PostgreSQL.
@@ -73,23 +74,9 @@ export class WriterFence {
  * the writers do not let go in time.
  */
 export async function withRebuildFence<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
-  const onError = () => undefined;
-  c.on('error', onError);
-  let failed: Error | undefined;
-  try {
-    await c.query('BEGIN');
+  return inTransaction(pool, async (c) => {
     await c.query(`SET LOCAL lock_timeout = ${REBUILD_LOCK_TIMEOUT_MS}`);
     await c.query('SELECT pg_advisory_xact_lock($1)', [REBUILD_FENCE_KEY]);
-    const out = await fn(c);
-    await c.query('COMMIT');
-    return out;
-  } catch (err) {
-    failed = err as Error;
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    c.off('error', onError);
-    c.release(failed);
-  }
+    return fn(c);
+  });
 }
