@@ -1,8 +1,8 @@
 import cluster from 'node:cluster';
-import type { Config } from './config.js';
+import type { Config } from './config/config.js';
 import { signUserToken } from './gateway/auth.js';
 import { buildApp, type App } from './http/app.js';
-import { createServices, type Services } from './services.js';
+import { createServices, type Services } from './wiring/services.js';
 
 export interface RunningServer {
   app: App;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { RedisKeys } from '../engine/redis-keys.js';
+import { RedisKeys } from '../stores/redis/keys.js';
 import { signUserToken } from '../gateway/auth.js';
 import { bareHttp, cannon, pgBatchedInsert, redisEvalsha, type HttpFigures } from './baselines.js';
 import { checkInvariants, settle } from './invariants.js';

@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseCents, parsePrice, priceCentsOf, protectSaleIds } from './args.js';
 import { adminCall as callService, credential, type AdminCallOptions } from './target.js';
-import type { SecretsEnv } from '../secrets.js';
+import type { SecretsEnv } from '../config/secrets.js';
 // The server, the engines and the stores are imported by the commands that use them, when they
 // run: `--help`, `token` and `sale` load none of them.
 import type { ReconcileReport } from '../ops/reconcile.js';
@@ -28,7 +28,7 @@ async function adminCall(opts: AdminCallOptions, method: string, path: string, b
 
 /** The configuration, imported when a command needs it: its schema library is most of the CLI's start-up (not `--help`'s). */
 async function loadConfig() {
-  const config = await import('../config.js');
+  const config = await import('../config/config.js');
   return config.loadConfig();
 }
 
@@ -41,7 +41,7 @@ program
   .action(async (opts: { workers: number }) => {
     const config = await loadConfig();
     if (opts.workers > 1 && cluster.isPrimary) {
-      const { modeOf } = await import('../services.js');
+      const { modeOf } = await import('../wiring/services.js');
       if (modeOf(config) !== 'distributed') {
         throw new Error('--workers needs distributed mode (REDIS_URL and DATABASE_URL): the embedded engine lives in one process.');
       }
@@ -66,7 +66,7 @@ program
 
 /** The cluster's primary: forks the workers, replaces one that dies, passes a stop signal on. */
 async function runPrimary(dataDir: string, env: SecretsEnv, workers: number): Promise<void> {
-  const [{ demoBanner }, { resolveSecrets }] = await Promise.all([import('../server.js'), import('../secrets.js')]);
+  const [{ demoBanner }, { resolveSecrets }] = await Promise.all([import('../server.js'), import('../config/secrets.js')]);
   // Secrets are settled here, once, so that the workers do not race to generate them.
   const secrets = resolveSecrets(dataDir, env);
   if (secrets.generated) process.stdout.write(`seckill: admin key (printed once; also in ${dataDir}/secrets.json): ${secrets.adminKey}\n`);
@@ -192,12 +192,12 @@ program
   .action(async (saleId: string | undefined, o: { all?: boolean; repair?: boolean; drain: number }) => {
     if (!saleId === !o.all) throw new InvalidArgumentError('give either a sale id or --all');
     const config = await loadConfig();
-    const { modeOf } = await import('../services.js');
+    const { modeOf } = await import('../wiring/services.js');
     if (modeOf(config) !== 'distributed') throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
     const [{ connectRedis, redisConnection }, { RedisKeys }, { PgOrderRepository }, { reconcile }] = await Promise.all([
-      import('../engine/redis-connection.js'),
-      import('../engine/redis-keys.js'),
-      import('../orders/pg-repository.js'),
+      import('../stores/redis/connection.js'),
+      import('../stores/redis/keys.js'),
+      import('../stores/postgres/pg-record-store.js'),
       import('../ops/reconcile.js'),
     ]);
     const redis = redisConnection(config.redisUrl!, { commandTimeout: 10_000 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../config.js';
-import { secretsFile } from '../secrets.js';
+import type { Config } from '../config/config.js';
+import { secretsFile } from '../config/secrets.js';
 
 /**
  * Where the operator commands (token, sale) find the service they mean. They never create a data

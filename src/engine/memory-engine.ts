@@ -2,9 +2,9 @@ import { v7 as uuidv7 } from 'uuid';
 import { SeckillError } from '../domain/errors.js';
 import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
-import { AmbiguousOutcome, OutcomeUnknown, within } from '../orders/outcome.js';
-import type { OrderWriter } from '../orders/order-writer.js';
-import type { OrderRepository, Transition } from '../orders/repository.js';
+import { AmbiguousOutcome, OutcomeUnknown, within } from '../domain/outcome.js';
+import type { OrderWriter } from './group-commit.js';
+import type { OrderRepository, Transition } from '../stores/record-store.js';
 import type { ReserveResult, StockEngine } from './stock-engine.js';
 
 interface SaleStock {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Services } from '../services.js';
+import type { Services } from '../wiring/services.js';
 import { errorHandler, notFoundHandler, refuse } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { buyingRoutes } from './routes/buying.js';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { ERROR_STATUS, PRESERIALIZED, type ErrorCode } from '../domain/errors.js';
 import { windowRefusal } from '../domain/sale.js';
-import type { Services } from '../services.js';
+import type { Services } from '../wiring/services.js';
 
 const BUY = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/buy\/[^/?#]{1,256}$/;
 const PATH = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/path$/;

@@ -1,7 +1,7 @@
 import underPressure from '@fastify/under-pressure';
 import type { FastifyRequest } from 'fastify';
 import { PRESERIALIZED } from '../domain/errors.js';
-import type { Services } from '../services.js';
+import type { Services } from '../wiring/services.js';
 import type { App } from './app.js';
 
 /** Routes that start work (a reservation); everything else — reads of orders, status — keeps being served. */

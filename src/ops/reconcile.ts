@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { Order } from '../domain/order.js';
-import { RedisStockEngine, parseStoredOrder } from '../engine/redis-engine.js';
-import type { RedisKeys } from '../engine/redis-keys.js';
-import { backlogOf, writerGroupInfo } from '../engine/writer-group.js';
-import type { PgOrderRepository } from '../orders/pg-repository.js';
+import { RedisStockEngine, parseStoredOrder } from '../stores/redis/redis-engine.js';
+import type { RedisKeys } from '../stores/redis/keys.js';
+import { backlogOf, writerGroupInfo } from '../stores/redis/writer-group.js';
+import type { PgOrderRepository } from '../stores/postgres/pg-record-store.js';
 
 export interface ReconcileReport {
   saleId: string;

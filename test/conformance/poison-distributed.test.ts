@@ -4,7 +4,7 @@
 // 10385de (the stored-text rule checked by the order service): refused, nothing changed.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { skipUnlessServices } from '../cluster.js';
+import { skipUnlessServices } from '../support/cluster.js';
 import { Backend } from '../support/backends.js';
 
 let b: Backend | null = null;

@@ -10,14 +10,14 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { SeckillError } from '../../src/domain/errors.js';
 import type { Order } from '../../src/domain/order.js';
 import type { Sale } from '../../src/domain/sale.js';
 import type { ReserveResult } from '../../src/engine/stock-engine.js';
-import type { NewSale } from '../../src/sales/sale-service.js';
-import { createServices, type Services } from '../../src/services.js';
-import { createDatabase, PG_ADMIN_URL, REDIS_URL } from '../cluster.js';
+import type { NewSale } from '../../src/services/sale-service.js';
+import { createServices, type Services } from '../../src/wiring/services.js';
+import { createDatabase, PG_ADMIN_URL, REDIS_URL } from './cluster.js';
 import { FaultProxy } from './fault-proxy.js';
 
 export type Combo = 'memory+sqlite' | 'memory+postgres' | 'redis+postgres' | 'redis+postgres x2';

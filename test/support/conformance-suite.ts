@@ -1,7 +1,7 @@
 // The conformance suite of one engine+store combination: the same spec for every one of them.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { skipUnlessServices } from '../cluster.js';
+import { skipUnlessServices } from './cluster.js';
 import { Backend, usesPostgres, usesRedis, type Combo } from './backends.js';
 import { faultReport, runInterleavings, runModel, type FaultStat } from './sale-model.js';
 

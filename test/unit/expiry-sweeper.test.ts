@@ -1,9 +1,9 @@
 // The expiry sweeper's loop, against a fake order service.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ExpirySweeper } from '../../src/orders/expiry-sweeper.js';
-import type { OrderService } from '../../src/orders/order-service.js';
-import { deferred, silent } from './fakes.js';
+import { ExpirySweeper } from '../../src/services/expiry-sweeper.js';
+import type { OrderService } from '../../src/services/order-service.js';
+import { deferred, silent } from '../support/fakes.js';
 
 /** Answers each batch call with the next of `batches` (expired count; `more` when the batch was full). */
 function service(batches: number[], fail = false) {

@@ -5,9 +5,9 @@ import { SeckillError } from '../../src/domain/errors.js';
 import type { Order } from '../../src/domain/order.js';
 import { MemoryStockEngine } from '../../src/engine/memory-engine.js';
 import { LocalRefusals } from '../../src/gateway/local-refusals.js';
-import type { OrderWriter } from '../../src/orders/order-writer.js';
-import type { OrderRepository, Transition } from '../../src/orders/repository.js';
-import { deferred, sale } from './fakes.js';
+import type { OrderWriter } from '../../src/engine/group-commit.js';
+import type { OrderRepository, Transition } from '../../src/stores/record-store.js';
+import { deferred, sale } from '../support/fakes.js';
 
 /** A writer whose commits the test decides: each submit waits for `commit()` or `fail()`. */
 class FakeWriter {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { isOrderPath, orderPath } from '../../src/gateway/order-path.js';
-import { sale } from './fakes.js';
+import { sale } from '../support/fakes.js';
 
 test('the path is stable for one sale and user, and URL-safe', () => {
   const s = sale();

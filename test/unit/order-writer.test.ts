@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SeckillError } from '../../src/domain/errors.js';
 import type { Order } from '../../src/domain/order.js';
-import { OrderWriter } from '../../src/orders/order-writer.js';
-import type { OrderRepository } from '../../src/orders/repository.js';
-import { deferred, order, silent } from './fakes.js';
+import { OrderWriter } from '../../src/engine/group-commit.js';
+import type { OrderRepository } from '../../src/stores/record-store.js';
+import { deferred, order, silent } from '../support/fakes.js';
 
 class Repo {
   readonly batches: Order[][] = [];

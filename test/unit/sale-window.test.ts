@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { saleStatus, windowRefusal } from '../../src/domain/sale.js';
-import { sale } from './fakes.js';
+import { sale } from '../support/fakes.js';
 
 test('windowRefusal: not started before startsAt, open from startsAt on', () => {
   const s = sale({ startsAt: 1_000 });

@@ -4,8 +4,8 @@ import { pino } from 'pino';
 import { SeckillError } from '../../src/domain/errors.js';
 import { isStorableLine, isStorableText } from '../../src/domain/stored-text.js';
 import type { StockEngine } from '../../src/engine/stock-engine.js';
-import { OrderService } from '../../src/orders/order-service.js';
-import type { OrderRepository } from '../../src/orders/repository.js';
+import { OrderService } from '../../src/services/order-service.js';
+import type { OrderRepository } from '../../src/stores/record-store.js';
 
 test('stored text: no U+0000, no control character, no lone surrogate; pairs and line breaks as allowed', () => {
   for (const ok of ['pay-123', 'Ünïcödé 支付', 'emoji \u{1F600}', '']) assert.ok(isStorableLine(ok), JSON.stringify(ok));

@@ -4,7 +4,7 @@ import { SeckillError } from '../../domain/errors.js';
 import { orderJson, type Order } from '../../domain/order.js';
 import { saleAdmin, type Sale } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
-import type { Services } from '../../services.js';
+import type { Services } from '../../wiring/services.js';
 import { CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdParams, SwitchesBody } from '../schemas.js';
 
 const CSV_COLUMNS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt', 'paymentRef'] as const;

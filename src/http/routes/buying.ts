@@ -5,8 +5,8 @@ import { orderJson, type Order } from '../../domain/order.js';
 import { iso, windowRefusal } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
 import { isOrderPath, orderPath } from '../../gateway/order-path.js';
-import type { Actor } from '../../orders/order-service.js';
-import type { Services } from '../../services.js';
+import type { Actor } from '../../services/order-service.js';
+import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
 import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, SaleIdParams } from '../schemas.js';
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Auth } from '../../gateway/auth.js';
-import type { Services } from '../../services.js';
+import type { Services } from '../../wiring/services.js';
 
 export function opsRoutes(s: Services): FastifyPluginAsyncTypebox {
   return async (app) => {

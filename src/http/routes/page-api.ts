@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { SeckillError } from '../../domain/errors.js';
 import { iso, saleAdmin } from '../../domain/sale.js';
 import { Auth, signUserToken } from '../../gateway/auth.js';
-import type { Services } from '../../services.js';
+import type { Services } from '../../wiring/services.js';
 import { SaleIdParams } from '../schemas.js';
 
 // The two API routes that exist for the pages: the dashboard's live figures and the demo sign-in.

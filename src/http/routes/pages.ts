@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../../services.js';
+import type { Services } from '../../wiring/services.js';
 import { demoRoutes, liveRoutes } from './page-api.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { iso, salePublic } from '../../domain/sale.js';
-import type { Services } from '../../services.js';
+import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
 import { SaleIdParams } from '../schemas.js';
 

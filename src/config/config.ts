@@ -1,0 +1,178 @@
+import net from 'node:net';
+import path from 'node:path';
+import { Type, type Static } from 'typebox';
+import { validateEnv } from './errors.js';
+
+/** An on/off switch: 1/0, true/false, yes/no. */
+const Flag = (dflt: boolean) =>
+  Type.Union(['1', '0', 'true', 'false', 'yes', 'no'].map((v) => Type.Literal(v)), { default: dflt ? 'true' : 'false' });
+const on = (v: string) => v === '1' || v === 'true' || v === 'yes';
+
+const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ default: '127.0.0.1' }),
+  SECKILL_ADMIN_KEY: Type.Optional(Type.String({ minLength: 16 })),
+  SECKILL_USER_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  SECKILL_DATA_DIR: Type.String({ default: './data' }),
+  REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  SECKILL_RATE_PER_IP: Type.Number({ minimum: 0, default: 200 }),
+  SECKILL_RATE_PER_USER: Type.Number({ minimum: 0, default: 5 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** How long a batch of reservations waits for company before it is committed. */
+  SECKILL_GROUP_COMMIT_MS: Type.Number({ minimum: 0, maximum: 1000, default: 2 }),
+  SECKILL_WRITER_BATCH: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
+  /** How often unpaid reservations past their window are expired. */
+  SECKILL_SWEEP_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 250 }),
+  /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */
+  SECKILL_SQLITE_SYNC: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
+  /** Distributed mode: run on a Redis without an append-only file (tests only: a Redis restart loses accepted orders). */
+  SECKILL_ALLOW_VOLATILE_REDIS: Flag(false),
+  /** Prefix of every Redis key: several seckill deployments (or test runs) can share one Redis. */
+  SECKILL_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'seckill' }),
+  /** Distributed order writer: entries a consumer left unacknowledged this long are claimed by another. */
+  SECKILL_CLAIM_IDLE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000 }),
+  SECKILL_PG_POOL: Type.Integer({ minimum: 1, maximum: 100, default: 4 }),
+  /** Distributed mode: how often each process adds its per-sale request counts to the shared ones in Redis. */
+  SECKILL_STATS_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 250 }),
+  /**
+   * TEST-ONLY fault injection, never set in production: the distributed order writer waits this
+   * many ms between a batch's PostgreSQL commit and its XACK, so a crash test can kill a writer
+   * holding a committed but unacknowledged batch. 0 (default) = no pause.
+   */
+  SECKILL_TEST_WRITER_PAUSE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
+  /** TEST-ONLY fault injection, like the above: the wait between reading a batch and its commit. */
+  SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
+  /** Load shedding: buys get 503 busy while the event loop lags more than this (ms); 0 = off. */
+  SECKILL_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 200 }),
+  /** Load shedding: buys get 503 busy while the heap is over this (MB); 0 = off. */
+  SECKILL_MAX_HEAP_MB: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 3072 }),
+  /** Load shedding: buys get 503 busy while more decided orders than this wait for the database. */
+  SECKILL_MAX_WRITER_BACKLOG: Type.Integer({ minimum: 0, maximum: 100_000_000, default: 200_000 }),
+  /** Open order-event streams (SSE) one user may hold at once. */
+  SECKILL_SSE_PER_USER: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+  /** When set, user tokens must carry this `aud` claim. */
+  SECKILL_TOKEN_AUDIENCE: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  /** Create a demo sale on the first start of an empty data dir. */
+  SECKILL_DEMO_SALE: Flag(true),
+  /**
+   * Demo mode (anyone may mint a user token at POST /api/demo/token; users may pay their own
+   * orders): 1 on, 0 off. Unset: on only for a data dir whose first start generated both secrets
+   * (the quick start), which records that choice in secrets.json; never for secrets from the environment.
+   */
+  SECKILL_DEMO: Type.Optional(Type.Union(['1', '0', 'true', 'false', 'yes', 'no'].map((v) => Type.Literal(v)))),
+  /** Bearer token that may read /metrics (the admin key may too); unset: the admin key only. */
+  SECKILL_METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  /**
+   * Behind a proxy or load balancer: whose X-Forwarded-For to believe for the client address (the
+   * per-address limit). false (default), true (any: only when nothing else can reach seckill), a
+   * hop count, or comma-separated addresses/CIDRs of the proxies (also loopback, linklocal, uniquelocal).
+   */
+  SECKILL_TRUST_PROXY: Type.String({ default: 'false' }),
+  /** Accept user tokens without an `exp` claim (never expiring). Off: they are refused with 401. */
+  SECKILL_ALLOW_TOKENS_WITHOUT_EXP: Flag(false),
+});
+
+export type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  adminKey?: string;
+  userSecret?: string;
+  dataDir: string;
+  redisUrl?: string;
+  databaseUrl?: string;
+  ratePerIp: number;
+  ratePerUser: number;
+  logLevel: string;
+  groupCommitMs: number;
+  writerBatch: number;
+  sweepMs: number;
+  sqliteSync: 'FULL' | 'NORMAL';
+  demoSale: boolean;
+  allowVolatileRedis: boolean;
+  redisPrefix: string;
+  claimIdleMs: number;
+  pgPool: number;
+  statsFlushMs: number;
+  maxEventLoopDelayMs: number;
+  maxHeapMb: number;
+  maxWriterBacklog: number;
+  ssePerUser: number;
+  tokenAudience?: string;
+  /** SECKILL_DEMO: true/false when set, undefined = decided by the data dir (see secrets.ts). */
+  demo?: boolean;
+  metricsToken?: string;
+  /** fastify's trustProxy: false, true, a hop count or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | number | string[];
+  allowTokensWithoutExp: boolean;
+  /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_MS): pause between commit and XACK. */
+  testWriterPauseMs: number;
+  /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS): pause between read and commit. */
+  testWriterPauseBeforeCommitMs: number;
+}
+
+/**
+ * One typed config, read from the environment and validated; a bad value stops the start with a
+ * ConfigError naming the variable, its value and what is allowed (src/config-errors.ts).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = validateEnv<Env>(EnvSchema, env);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    adminKey: e.SECKILL_ADMIN_KEY,
+    userSecret: e.SECKILL_USER_SECRET,
+    dataDir: path.resolve(e.SECKILL_DATA_DIR),
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    ratePerIp: e.SECKILL_RATE_PER_IP,
+    ratePerUser: e.SECKILL_RATE_PER_USER,
+    logLevel: e.LOG_LEVEL,
+    groupCommitMs: e.SECKILL_GROUP_COMMIT_MS,
+    writerBatch: e.SECKILL_WRITER_BATCH,
+    sweepMs: e.SECKILL_SWEEP_MS,
+    sqliteSync: e.SECKILL_SQLITE_SYNC,
+    demoSale: on(e.SECKILL_DEMO_SALE),
+    allowVolatileRedis: on(e.SECKILL_ALLOW_VOLATILE_REDIS),
+    redisPrefix: e.SECKILL_REDIS_PREFIX,
+    claimIdleMs: e.SECKILL_CLAIM_IDLE_MS,
+    pgPool: e.SECKILL_PG_POOL,
+    statsFlushMs: e.SECKILL_STATS_FLUSH_MS,
+    maxEventLoopDelayMs: e.SECKILL_MAX_EVENT_LOOP_DELAY_MS,
+    maxHeapMb: e.SECKILL_MAX_HEAP_MB,
+    maxWriterBacklog: e.SECKILL_MAX_WRITER_BACKLOG,
+    ssePerUser: e.SECKILL_SSE_PER_USER,
+    tokenAudience: e.SECKILL_TOKEN_AUDIENCE,
+    demo: e.SECKILL_DEMO === undefined ? undefined : on(e.SECKILL_DEMO),
+    metricsToken: e.SECKILL_METRICS_TOKEN,
+    trustProxy: parseTrustProxy(e.SECKILL_TRUST_PROXY),
+    allowTokensWithoutExp: on(e.SECKILL_ALLOW_TOKENS_WITHOUT_EXP),
+    testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
+    testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
+  };
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** SECKILL_TRUST_PROXY → fastify's trustProxy; a value that is none of the forms stops the start. */
+export function parseTrustProxy(text: string): boolean | number | string[] {
+  const v = text.trim().toLowerCase();
+  if (v === '' || v === 'false' || v === 'no' || v === '0') return false;
+  if (v === 'true' || v === 'yes') return true;
+  if (/^[0-9]{1,3}$/.test(v)) return Number(v);
+  const list = text.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const item of list) {
+    const [ip, bits, extra] = item.split('/');
+    const family = net.isIP(ip);
+    const okBits = bits === undefined || (/^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (!(PROXY_NAMES.has(item) || (family !== 0 && okBits && extra === undefined))) {
+      throw new Error(`SECKILL_TRUST_PROXY: "${item}" is not an address, a CIDR, loopback, linklocal or uniquelocal (or use true, false, a hop count)`);
+    }
+  }
+  return list;
+}

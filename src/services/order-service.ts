@@ -1,0 +1,158 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { SeckillError } from '../domain/errors.js';
+import { isStorableLine } from '../domain/stored-text.js';
+import type { Order } from '../domain/order.js';
+import type { StockEngine } from '../engine/stock-engine.js';
+import type { OrderRepository, Transition } from '../stores/record-store.js';
+
+/** The expiry sweep sets an order it could not expire aside for this long (failed / not changed). */
+const EXPIRY_RETRY_FAILED_MS = 10_000;
+const EXPIRY_RETRY_UNCHANGED_MS = 5000;
+/** Bound on the orders set aside at once (each costs a row in the sweep's query). */
+const MAX_SET_ASIDE = 50_000;
+
+/** Who asks: an operator (admin key) or a user. */
+export type Actor = { kind: 'admin' } | { kind: 'user'; userId: string };
+
+export interface OrderServiceHooks {
+  /** Stock came back to a sale (expiry or cancel): clear sold-out flags and limit memos. */
+  onRelease(saleId: string, userId: string): void;
+  /** An order changed status here (after the local event): distributed, tell the other processes. */
+  onChange?(order: Order): void;
+}
+
+/**
+ * Every exit from `reserved` (pay, cancel, expire) goes through here. The engine decides
+ * (a conditional UPDATE embedded, a Lua script on Redis): exactly one transition wins, and
+ * only the winner's step returns stock.
+ */
+export class OrderService {
+  /** Emits `order.orderId` with the order after each status change. */
+  readonly events = new EventEmitter();
+  expiredCount = 0;
+
+  constructor(
+    private readonly repo: OrderRepository,
+    private readonly engine: StockEngine,
+    private readonly hooks: OrderServiceHooks,
+    private readonly log: Logger,
+  ) {
+    this.events.setMaxListeners(0);
+  }
+
+  async get(orderId: string, actor: Actor): Promise<Order> {
+    const order = await this.engine.getOrder(orderId);
+    if (!order) throw new SeckillError('not_found', 'No such order.');
+    if (actor.kind === 'user' && actor.userId !== order.userId) {
+      throw new SeckillError('forbidden', 'This order belongs to another user.');
+    }
+    return order;
+  }
+
+  async pay(orderId: string, actor: Actor, paymentRef: string, now = Date.now(), attempt = 0): Promise<Order> {
+    if (!isStorableLine(paymentRef)) {
+      throw new SeckillError('bad_request', 'paymentRef must not contain control characters or unpaired surrogates.');
+    }
+    const order = await this.get(orderId, actor);
+    if (order.status === 'reserved') {
+      if (order.expiresAt <= now) {
+        await this.end(order, { to: 'expired' }, now);
+        throw new SeckillError('expired');
+      }
+      const paid = await this.engine.transition(order, { to: 'paid', paidAt: now, paymentRef }, now);
+      if (paid) {
+        this.changed(paid);
+        return paid;
+      }
+      // Another transition won the race; answer from what it decided.
+      if (attempt >= 3) throw new SeckillError('busy', 'The order could not be settled; try again.');
+      return this.pay(orderId, actor, paymentRef, now, attempt + 1);
+    }
+    if (order.status === 'paid') {
+      if (order.paymentRef === paymentRef) return order; // idempotent replay
+      throw new SeckillError('invalid_state', 'The order is already paid with another paymentRef.');
+    }
+    if (order.status === 'expired') throw new SeckillError('expired');
+    throw new SeckillError('invalid_state', 'The order was cancelled.');
+  }
+
+  async cancel(orderId: string, actor: Actor, now = Date.now(), attempt = 0): Promise<Order> {
+    const order = await this.get(orderId, actor);
+    if (order.status === 'cancelled') return order;
+    if (order.status === 'paid') throw new SeckillError('invalid_state', 'A paid order cannot be cancelled here.');
+    if (order.status === 'expired') throw new SeckillError('expired');
+    if (order.expiresAt <= now) {
+      await this.end(order, { to: 'expired' }, now);
+      throw new SeckillError('expired');
+    }
+    const cancelled = await this.end(order, { to: 'cancelled' }, now);
+    if (cancelled) return cancelled;
+    if (attempt >= 3) throw new SeckillError('busy', 'The order could not be settled; try again.');
+    return this.cancel(orderId, actor, now, attempt + 1);
+  }
+
+  /** Expire reservations past their window (one batch); returns how many this call expired. */
+  async expireDue(now = Date.now(), limit = 1000): Promise<number> {
+    return (await this.expireDueBatch(now, limit)).expired;
+  }
+
+  /**
+   * One batch of the expiry sweep: up to `limit` due reservations, each on its own. An order
+   * that fails (its store refuses, or it cannot be settled yet) is logged and set aside for a
+   * while, so that the next batch reaches the orders behind it instead of retrying the same
+   * ones forever. `more`: the batch was full, ask again.
+   */
+  async expireDueBatch(now = Date.now(), limit = 1000): Promise<{ expired: number; more: boolean }> {
+    const t = Date.now();
+    for (const [id, retryAt] of this.expiryBackoff) if (retryAt <= t) this.expiryBackoff.delete(id);
+    const due = await this.repo.dueForExpiry(now, limit + this.expiryBackoff.size);
+    let expired = 0;
+    let tried = 0;
+    let failedInARow = 0;
+    let firstError: unknown = null;
+    let failed = 0;
+    for (const o of due) {
+      if (this.expiryBackoff.has(o.orderId)) continue;
+      if (tried >= limit) break;
+      tried++;
+      try {
+        if (await this.end(o, { to: 'expired' }, now)) expired++;
+        // Not changed: settled elsewhere and the database not caught up yet (the order writer).
+        else this.setAside(o.orderId, EXPIRY_RETRY_UNCHANGED_MS);
+        failedInARow = 0;
+      } catch (err) {
+        failed++;
+        firstError ??= err;
+        this.setAside(o.orderId, EXPIRY_RETRY_FAILED_MS);
+        // A store that is down fails every order: stop here, the next sweep tries again.
+        if (++failedInARow >= 10) break;
+      }
+    }
+    if (failed > 0) this.log.warn({ failed, expired, err: firstError }, 'expiry: some reservations could not be expired; set aside, retried later');
+    return { expired, more: tried >= limit && failedInARow < 10 };
+  }
+
+  /** Orders the sweep set aside, and when to try each again (an in-process hint that expires). */
+  private readonly expiryBackoff = new Map<string, number>();
+
+  private setAside(orderId: string, ms: number): void {
+    if (this.expiryBackoff.size < MAX_SET_ASIDE) this.expiryBackoff.set(orderId, Date.now() + ms);
+  }
+
+  /** Cancel or expire: the winner's order comes back, its stock already returned by the engine. */
+  private async end(order: Order, t: Transition, now: number): Promise<Order | null> {
+    const ended = await this.engine.transition(order, t, now);
+    if (!ended) return null;
+    if (ended.status === 'expired') this.expiredCount++;
+    this.hooks.onRelease(ended.saleId, ended.userId);
+    this.changed(ended);
+    return ended;
+  }
+
+  private changed(o: Order): void {
+    this.log.debug({ orderId: o.orderId, status: o.status }, 'order status changed');
+    this.events.emit(o.orderId, o);
+    this.hooks.onChange?.(o);
+  }
+}

@@ -1,0 +1,357 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Order, OrderStatus } from '../../domain/order.js';
+import type { Sale } from '../../domain/sale.js';
+import type { SeckillError } from '../../domain/errors.js';
+import { AmbiguousOutcome } from '../../domain/outcome.js';
+import { inTransaction } from './transaction.js';
+import type { OrderPage, OrderRepository, StatusTotals, Transition } from '../record-store.js';
+import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from '../sql/rows.js';
+
+// BIGINT columns hold epoch milliseconds and cents: well inside Number's exact range.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+/** Columns of a batch as arrays, for `unnest`: one statement whatever the batch size. */
+function columns(orders: Order[]) {
+  return [
+    orders.map((o) => o.orderId),
+    orders.map((o) => o.saleId),
+    orders.map((o) => o.userId),
+    orders.map((o) => o.quantity),
+    orders.map((o) => o.priceCents),
+    orders.map((o) => o.status),
+    orders.map((o) => o.createdAt),
+    orders.map((o) => o.expiresAt),
+    orders.map((o) => o.paidAt),
+    orders.map((o) => o.paymentRef),
+  ];
+}
+
+const UNNEST = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])`;
+const COLS = '(order_id, sale_id, user_id, quantity, price_cents, status, created_at, expires_at, paid_at, payment_ref)';
+
+export interface PgRepositoryOptions {
+  /**
+   * The server's own limit on each statement (statement_timeout, lock waits included), ms. The server
+   * cancels a statement that runs longer and rolls it back: a definite failure, unlike a
+   * client-side timeout after which the statement may still commit.
+   */
+  statementTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** Which backend ran a statement: enough to stop exactly that one, never a later one with the same pid. */
+interface Backend {
+  pid: number | null;
+  /** pg_stat_activity.backend_start as text (microseconds kept), or null when it could not be read. */
+  start: string | null;
+}
+
+/**
+ * Errors that prove the statement did not apply: the server refused it and rolled it back
+ * (constraint, bad data, cancelled by statement_timeout or lock_timeout, deadlock). Anything
+ * else — a socket error, a client-side timeout, the server shutting down or terminating the
+ * session, an internal error — leaves the outcome unknown.
+ */
+function definiteFailure(err: unknown): boolean {
+  if (!(err instanceof pg.DatabaseError) || typeof err.code !== 'string') return false;
+  const c = err.code;
+  return !(c.startsWith('08') || c.startsWith('57P') || c.startsWith('XX') || c.startsWith('58') || c === '40003');
+}
+
+const noop = () => undefined;
+
+/** PostgreSQL as the database of record (PostgreSQL and distributed modes). */
+export class PgOrderRepository implements OrderRepository {
+  readonly pool: pg.Pool;
+  private readonly backends = new WeakMap<pg.ClientBase, Backend>();
+  private readonly statementTimeoutMs: number;
+  private readonly log: Logger | undefined;
+  private closed = false;
+  /**
+   * Why new orders may not be written now (PostgreSQL mode: this process does not hold the
+   * database's instance lock), or null. Checked inside the repository, so that the refusal counts
+   * on the database's breaker like any other failure to write.
+   */
+  writeGate: () => SeckillError | null = () => null;
+
+  constructor(
+    private readonly connectionString: string,
+    poolSize = 4,
+    opts: PgRepositoryOptions = {},
+  ) {
+    const st = opts.statementTimeoutMs ?? 5000;
+    this.statementTimeoutMs = st;
+    this.log = opts.log;
+    // Server-side limits, so that a slow or blocked statement is cancelled by the server itself
+    // (nothing committed, known for sure); the client-side timeout is only a last resort, longer
+    // than the server's, for a server that does not answer at all. A session abandoned inside a
+    // transaction is ended by the server too.
+    this.pool = new pg.Pool({
+      connectionString,
+      max: poolSize,
+      connectionTimeoutMillis: 1000,
+      statement_timeout: st, // lock waits included
+      idle_in_transaction_session_timeout: 2 * st + 5000,
+      query_timeout: st + 5000,
+      idleTimeoutMillis: 30_000,
+      // Each connection's backend, read once before first use: after a lost reply, that backend is
+      // stopped before the outcome is read, so a statement still running there cannot commit later.
+      onConnect: async (client: pg.ClientBase) => {
+        const pid = (client as unknown as { processID: number | null }).processID;
+        const start = await client
+          .query<{ s: string }>('SELECT backend_start::text AS s FROM pg_stat_activity WHERE pid = pg_backend_pid()')
+          .then((r) => r.rows[0]?.s ?? null, () => null);
+        this.backends.set(client, { pid, start });
+      },
+    });
+    // An idle client that loses its connection must not take the process down.
+    this.pool.on('error', noop);
+  }
+
+  async init(): Promise<void> {
+    // Several processes may start at once; the advisory lock keeps DDL from racing. A loaded
+    // machine can miss the 1 s connect timeout at start: keep trying for a while, as for Redis.
+    const deadline = Date.now() + 15_000;
+    let c: pg.PoolClient;
+    for (;;) {
+      try {
+        c = await this.pool.connect();
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await sleep(250);
+      }
+    }
+    try {
+      await c.query('SELECT pg_advisory_lock(7411)');
+      await c.query(SCHEMA);
+    } finally {
+      await c.query('SELECT pg_advisory_unlock(7411)').catch(() => undefined);
+      c.release();
+    }
+  }
+
+  async loadSales(): Promise<Sale[]> {
+    const r = await this.pool.query<SaleRow>('SELECT * FROM sales ORDER BY created_at');
+    return r.rows.map(toSale);
+  }
+
+  async getSale(saleId: string): Promise<Sale | null> {
+    const r = await this.pool.query<SaleRow>('SELECT * FROM sales WHERE id = $1', [saleId]);
+    return r.rows[0] ? toSale(r.rows[0]) : null;
+  }
+
+  async insertSale(s: Sale): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO sales (id, name, description, price_cents, stock, starts_at, ends_at, per_user_limit, payment_window_seconds, paused, secret, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      [s.id, s.name, s.description, s.priceCents, s.stock, s.startsAt, s.endsAt, s.perUserLimit, s.paymentWindowSeconds, s.paused ? 1 : 0, s.secret, s.createdAt],
+    );
+  }
+
+  async setPaused(saleId: string, paused: boolean): Promise<void> {
+    await this.pool.query('UPDATE sales SET paused = $1 WHERE id = $2', [paused ? 1 : 0, saleId]);
+  }
+
+  /**
+   * The group commit's INSERT (one statement, so all or nothing). A definite failure is thrown
+   * as is; a lost reply becomes an AmbiguousOutcome whose outcome is the set of these orders
+   * that exist, read once the backend that ran the INSERT is gone.
+   */
+  async insertOrders(orders: Order[]): Promise<void> {
+    if (orders.length === 0) return;
+    const refused = this.writeGate();
+    if (refused) throw refused; // nothing sent: a definite failure
+    const ids = orders.map((o) => o.orderId);
+    await this.onOneBackend(
+      (c) => c.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(orders)),
+      async (q) => {
+        const r = await q.query<{ order_id: string }>('SELECT order_id FROM orders WHERE order_id = ANY($1::text[])', [ids]);
+        return new Set(r.rows.map((x) => x.order_id));
+      },
+    );
+  }
+
+  /**
+   * Run `write` on one pooled connection. When its reply is lost, throw an AmbiguousOutcome
+   * whose outcome is `check`, run (retrying until it can) from a fresh connection once the
+   * backend that ran `write` has been terminated and has exited.
+   */
+  private async onOneBackend<T, C>(write: (c: pg.PoolClient) => Promise<T>, check: (q: pg.Client) => Promise<C>): Promise<T> {
+    const c = await this.pool.connect(); // a failure here sent nothing: definite
+    const backend = this.backends.get(c);
+    // A checked-out client has no listener of its own; the failed query rejects anyway.
+    c.on('error', noop);
+    try {
+      const result = await write(c);
+      c.off('error', noop);
+      c.release();
+      return result;
+    } catch (err) {
+      c.off('error', noop);
+      c.release(err as Error); // destroyed, never pooled again
+      if (definiteFailure(err)) throw err;
+      this.log?.warn({ err, pid: backend?.pid }, 'database reply lost; checking what was committed before answering');
+      throw new AmbiguousOutcome(this.settle(backend, check), err);
+    }
+  }
+
+  /**
+   * Find out what a write whose reply was lost did: from a fresh connection, terminate the
+   * backend that ran it and wait until it has exited (its transaction is then committed or
+   * rolled back for good), then run `check`. Retries while the database cannot be reached,
+   * until the repository is closed.
+   */
+  private async settle<C>(backend: Backend | undefined, check: (q: pg.Client) => Promise<C>): Promise<C> {
+    const start = backend?.start ?? null;
+    let pause = 100;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new Error('repository closed before the outcome of a lost reply was known');
+      const q = new pg.Client({
+        connectionString: this.connectionString,
+        connectionTimeoutMillis: 1000,
+        statement_timeout: this.statementTimeoutMs,
+        query_timeout: this.statementTimeoutMs + 5000,
+      });
+      q.on('error', noop);
+      try {
+        await q.connect();
+        if (backend?.pid) await this.stopBackend(q, backend.pid, start);
+        return await check(q);
+      } catch (err) {
+        this.log?.warn({ err, attempt }, 'could not check the outcome of a lost database reply yet; retrying');
+      } finally {
+        await q.end().catch(noop);
+      }
+      await sleep(pause);
+      pause = Math.min(pause * 2, 2000);
+    }
+  }
+
+  private async stopBackend(q: pg.Client, pid: number, start: string | null): Promise<void> {
+    const where = start ? 'pid = $1 AND backend_start::text = $2' : 'pid = $1';
+    const args = start ? [pid, start] : [pid];
+    await q.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ${where}`, args);
+    const deadline = Date.now() + this.statementTimeoutMs + 5000;
+    for (;;) {
+      const r = await q.query(`SELECT 1 FROM pg_stat_activity WHERE ${where}`, args);
+      if (r.rowCount === 0) return;
+      if (Date.now() > deadline) throw new Error(`backend ${pid} did not exit after pg_terminate_backend`);
+      await sleep(20);
+    }
+  }
+
+  /**
+   * The writer's batch: new reservations and status changes, in ONE transaction. A change may
+   * arrive before its reservation (another writer holds that entry), so it is an upsert that
+   * only ever moves a row out of `reserved`; a late reservation then changes nothing.
+   */
+  async applyBatch(created: Order[], changed: Order[]): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      if (created.length > 0) await c.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(created));
+      if (changed.length > 0) {
+        await c.query(
+          `INSERT INTO orders ${COLS} ${UNNEST}
+           ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, paid_at = excluded.paid_at, payment_ref = excluded.payment_ref
+           WHERE orders.status = 'reserved'`,
+          columns(changed),
+        );
+      }
+    });
+  }
+
+
+  async getOrder(orderId: string): Promise<Order | null> {
+    const r = await this.pool.query<OrderRow>('SELECT * FROM orders WHERE order_id = $1', [orderId]);
+    return r.rows[0] ? toOrder(r.rows[0]) : null;
+  }
+
+  async ordersOfUser(userId: string): Promise<Order[]> {
+    const r = await this.pool.query<OrderRow>('SELECT * FROM orders WHERE user_id = $1 ORDER BY order_id LIMIT 1000', [userId]);
+    return r.rows.map(toOrder);
+  }
+
+  async listOrders(saleId: string, status: OrderStatus | undefined, after: string | undefined, limit: number): Promise<OrderPage> {
+    const where = ['sale_id = $1'];
+    const args: (string | number)[] = [saleId];
+    if (status) where.push(`status = $${args.push(status)}`);
+    if (after) where.push(`order_id > $${args.push(after)}`);
+    const r = await this.pool.query<OrderRow>(
+      `SELECT * FROM orders WHERE ${where.join(' AND ')} ORDER BY order_id LIMIT $${args.push(limit + 1)}`,
+      args,
+    );
+    const more = r.rows.length > limit;
+    const page = (more ? r.rows.slice(0, limit) : r.rows).map(toOrder);
+    return { orders: page, next: more ? page[page.length - 1].orderId : null };
+  }
+
+  iterateOrders(saleId: string, status: OrderStatus | undefined): AsyncIterable<Order> {
+    return pagedOrders((after) => this.listOrders(saleId, status, after, 1000));
+  }
+
+  async holdings(saleId: string): Promise<Map<string, number>> {
+    const r = await this.pool.query<{ user_id: string; q: string }>(
+      `SELECT user_id, SUM(quantity) AS q FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid') GROUP BY user_id`,
+      [saleId],
+    );
+    return new Map(r.rows.map((x) => [x.user_id, Number(x.q)]));
+  }
+
+  async openOrders(saleId: string): Promise<Order[]> {
+    const r = await this.pool.query<OrderRow>(`SELECT * FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid')`, [saleId]);
+    return r.rows.map(toOrder);
+  }
+
+  async totals(saleId: string): Promise<StatusTotals> {
+    const r = await this.pool.query<{ status: OrderStatus; q: string }>('SELECT status, SUM(quantity) AS q FROM orders WHERE sale_id = $1 GROUP BY status', [saleId]);
+    const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
+    for (const x of r.rows) t[x.status] = Number(x.q);
+    return t;
+  }
+
+  /**
+   * The conditional UPDATE. When its reply is lost, the AmbiguousOutcome's outcome is the order
+   * as it is once the backend that ran the UPDATE is gone (null if there is no such order): the
+   * caller tells from its status whether the change applied.
+   */
+  async transition(orderId: string, t: Transition, now: number): Promise<Order | null> {
+    const r = await this.onOneBackend(
+      (c) => t.to === 'paid'
+        ? c.query<OrderRow>(
+            `UPDATE orders SET status = 'paid', paid_at = $1, payment_ref = $2 WHERE order_id = $3 AND status = 'reserved' AND expires_at > $4 RETURNING *`,
+            [t.paidAt, t.paymentRef, orderId, now],
+          )
+        : c.query<OrderRow>(`UPDATE orders SET status = $1 WHERE order_id = $2 AND status = 'reserved' RETURNING *`, [t.to, orderId]),
+      async (q) => {
+        const found = await q.query<OrderRow>('SELECT * FROM orders WHERE order_id = $1', [orderId]);
+        return found.rows[0] ? toOrder(found.rows[0]) : null;
+      },
+    );
+    return r.rows[0] ? toOrder(r.rows[0]) : null;
+  }
+
+  async dueForExpiry(now: number, limit: number): Promise<Order[]> {
+    const r = await this.pool.query<OrderRow>(
+      `SELECT * FROM orders WHERE status = 'reserved' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`,
+      [now, limit],
+    );
+    return r.rows.map(toOrder);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  /** A sale's reserved and paid orders, read on the given client (one holding the rebuild fence). */
+  async openOrdersOn(client: pg.ClientBase, saleId: string): Promise<Order[]> {
+    const r = await client.query<OrderRow>(`SELECT * FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid')`, [saleId]);
+    return r.rows.map(toOrder);
+  }
+}

@@ -1,0 +1,321 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { Agent, request } from 'undici';
+import { loadConfig } from '../../src/config/config.js';
+import { signUserToken } from '../../src/gateway/auth.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+// Type only (erased): cluster.ts imports this module, so the class itself is imported lazily.
+import type { TestCluster } from './cluster.js';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+export const USER_SECRET = 'test-user-secret-0123456789abcdef0123456789';
+
+/**
+ * Keep-alive pool for tests that fire thousands of requests at once. An idle connection is
+ * dropped after 1 s, well before seckill closes it (Node's 5 s keepAliveTimeout): a loaded machine
+ * runs the client's timers seconds late, and a request sent on a connection the server has just
+ * closed fails with "other side closed" / ECONNRESET without ever reaching it.
+ */
+export const agent = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000 });
+
+export interface Reply<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+  text: string;
+}
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  /** Sent as is, instead of JSON.stringify(body). */
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+export async function call(base: string, method: string, url: string, o: CallOptions = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...(o.headers ?? {}) };
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  let body: string | undefined;
+  if (o.rawBody !== undefined) body = o.rawBody;
+  else if (o.body !== undefined) body = JSON.stringify(o.body);
+  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+    headers['content-type'] = 'application/json';
+  }
+  const res = await request(base + url, { method: method as 'GET', headers, body, dispatcher: agent });
+  const text = await res.body.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, body: parsed, text };
+}
+
+export function tempDir(prefix = 'seckill-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function userToken(userId: string, ttlSeconds = 3600, secret = USER_SECRET): string {
+  return signUserToken(secret, userId, ttlSeconds);
+}
+
+export interface SaleOptions {
+  stock?: number;
+  perUserLimit?: number;
+  priceCents?: number;
+  /** ms from now; negative = already live */
+  startsIn?: number;
+  /** ms after the start; null = no end */
+  lasts?: number | null;
+  paymentWindowSeconds?: number;
+}
+
+/**
+ * Which seckill the suites run against: `embedded` (one in-process server, SQLite) or, with
+ * SECKILL_TEST_MODE=distributed, 3 worker processes behind node:cluster on real Redis and
+ * PostgreSQL (test/cluster.ts).
+ */
+export type TestMode = 'embedded' | 'distributed';
+export const mode: TestMode = process.env.SECKILL_TEST_MODE === 'distributed' ? 'distributed' : 'embedded';
+
+/** Workers behind the one port of a distributed test server. */
+export const DISTRIBUTED_WORKERS = 3;
+/** How often a distributed process adds its per-sale request counts to Redis (SECKILL_STATS_FLUSH_MS). */
+const STATS_FLUSH_MS = 50;
+
+export interface TestServer {
+  mode: TestMode;
+  url: string;
+  dataDir: string;
+  /** The in-process server, with its internals: embedded mode only. */
+  server?: RunningServer;
+  /** The processes, database and Redis keys: distributed mode only. */
+  cluster?: TestCluster;
+  createSale(o?: SaleOptions): Promise<{ id: string; [k: string]: unknown }>;
+  call(method: string, url: string, o?: CallOptions): Promise<Reply>;
+  admin(method: string, url: string, body?: unknown): Promise<Reply>;
+  /** The sale's rows in the database of record (distributed: once the order writers drained). */
+  orders(saleId: string): Promise<OrderRow[]>;
+  /**
+   * Distributed: waits until what was decided for this sale is in the database of record (the
+   * admin stats' status totals, order listings and me/orders read from it), then a little longer,
+   * so that every process has added its request counts to the shared ones and has heard, by
+   * signal, of sales created, paused, resumed or sold out (the next request may reach another
+   * process). Embedded: nothing to wait for (a 202 follows the commit; one process).
+   */
+  settle(saleId: string): Promise<void>;
+  /** Stops the server, waits `downMs`, and starts it again on the same state. Do not close this one afterwards. */
+  restart(downMs?: number): Promise<TestServer>;
+  /** Distributed: first reconciles every sale (Redis against PostgreSQL) and fails on any difference. */
+  close(): Promise<void>;
+}
+
+/**
+ * For a suite's `skip` option: false in embedded mode; in distributed mode the reason Redis or
+ * PostgreSQL cannot be used (printed; throws when CI is set), or false when both answer.
+ */
+export async function skipUnlessReady(): Promise<string | false> {
+  if (mode !== 'distributed') return false;
+  const { skipUnlessServices } = await import('./cluster.js');
+  return skipUnlessServices();
+}
+
+/** Sale-creation body for the admin API. */
+export function saleBody(o: SaleOptions = {}) {
+  const startsAt = Date.now() + (o.startsIn ?? -1000);
+  const lasts = o.lasts === undefined ? 3600_000 : o.lasts;
+  return {
+    name: 'Test sale',
+    priceCents: o.priceCents ?? 1999,
+    stock: o.stock ?? 10,
+    startsAt: new Date(startsAt).toISOString(),
+    ...(lasts === null ? {} : { endsAt: new Date(startsAt + lasts).toISOString() }),
+    perUserLimit: o.perUserLimit ?? 1,
+    paymentWindowSeconds: o.paymentWindowSeconds ?? 600,
+  };
+}
+
+/**
+ * An in-process seckill on a random port with its own data dir. A variable given as `undefined`
+ * is unset, even when the process environment has it (loadConfig merges process.env underneath):
+ * `{ SECKILL_USER_SECRET: undefined }` gives demo mode, with the secret from the data dir.
+ */
+export async function startTestServer(env: Record<string, string | undefined> = {}, dataDir?: string): Promise<TestServer> {
+  if (mode === 'distributed') return startTestCluster(env, dataDir);
+  return startEmbedded(env, dataDir ?? tempDir());
+}
+
+async function startEmbedded(env: Record<string, string | undefined>, dataDir: string): Promise<TestServer> {
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    SECKILL_DATA_DIR: dataDir,
+    SECKILL_ADMIN_KEY: ADMIN_KEY,
+    SECKILL_USER_SECRET: USER_SECRET,
+    SECKILL_RATE_PER_IP: '0',
+    SECKILL_RATE_PER_USER: '0',
+    SECKILL_DEMO_SALE: 'false',
+    LOG_LEVEL: 'silent',
+    // The load generator shares this process's event loop, so its lag says nothing about the
+    // server: load shedding on event-loop delay is off here (plan-b.test.ts tests it on its own).
+    SECKILL_MAX_EVENT_LOOP_DELAY_MS: '0',
+    ...env,
+  });
+  const server = await startServer(config);
+  const url = server.url;
+  const t: TestServer = {
+    mode: 'embedded',
+    url,
+    dataDir,
+    server,
+    call: (method, u, o) => call(url, method, u, o),
+    admin: (method, u, body) => call(url, method, u, { token: ADMIN_KEY, body }),
+    async createSale(o = {}) {
+      const r = await t.admin('POST', '/api/admin/sales', saleBody(o));
+      if (r.status !== 201) throw new Error(`create sale: ${r.status} ${r.text}`);
+      return r.body;
+    },
+    orders: async (saleId) => readOrders(dataDir, saleId),
+    settle: async () => undefined,
+    async restart(downMs = 0) {
+      await server.close();
+      await sleep(downMs);
+      return startEmbedded(env, dataDir);
+    },
+    close: () => server.close(),
+  };
+  return t;
+}
+
+/**
+ * Distributed: a TestCluster of 3 workers behind node:cluster, with its own database and Redis
+ * key prefix, given the same overrides as the embedded server (`undefined` leaves a variable out).
+ */
+async function startTestCluster(env: Record<string, string | undefined>, dataDir?: string): Promise<TestServer> {
+  const { TestCluster } = await import('./cluster.js');
+  const cluster = new TestCluster({
+    workers: DISTRIBUTED_WORKERS,
+    dataDir,
+    env: { SECKILL_STATS_FLUSH_MS: String(STATS_FLUSH_MS), ...env },
+  });
+  try {
+    await cluster.start();
+  } catch (err) {
+    await cluster.stop().catch(() => undefined);
+    throw err;
+  }
+  return clusterServer(cluster);
+}
+
+function clusterServer(cluster: TestCluster): TestServer {
+  const url = cluster.url; // one URL: the workers share the port
+  let closing: Promise<void> | null = null;
+  const t: TestServer = {
+    mode: 'distributed',
+    url,
+    dataDir: cluster.dataDir,
+    cluster,
+    call: (method, u, o) => call(url, method, u, o),
+    admin: (method, u, body) => call(url, method, u, { token: ADMIN_KEY, body }),
+    async createSale(o = {}) {
+      const r = await t.admin('POST', '/api/admin/sales', saleBody(o));
+      if (r.status !== 201) throw new Error(`create sale: ${r.status} ${r.text}`);
+      return r.body;
+    },
+    orders: (saleId) => cluster.orders(saleId),
+    async settle(saleId) {
+      await cluster.settle(saleId);
+      // Each worker adds its request counts to Redis every STATS_FLUSH_MS.
+      await sleep(2 * STATS_FLUSH_MS);
+    },
+    async restart(downMs = 0) {
+      await cluster.stopProcesses();
+      await sleep(downMs);
+      await cluster.startProcesses();
+      return clusterServer(cluster);
+    },
+    close() {
+      closing ??= (async () => {
+        try {
+          await reconcileAll(cluster);
+        } finally {
+          await cluster.stop();
+        }
+      })();
+      return closing;
+    },
+  };
+  return t;
+}
+
+/**
+ * `seckill reconcile --all` (as an operator runs it, one process for every sale of the cluster):
+ * for each sale Redis and PostgreSQL must agree exactly, and the command must exit 0.
+ */
+async function reconcileAll(cluster: TestCluster): Promise<void> {
+  const ids = await cluster.saleIds();
+  const { code, reports } = await cluster.reconcileAll();
+  assert.deepEqual(reports.map((r) => r.saleId).sort(), [...ids].sort(), 'every sale reconciled');
+  const differences = reports.filter((r) => r.differences.length > 0).map((r) => `sale ${r.saleId}: ${JSON.stringify(r.differences)}`);
+  assert.deepEqual(differences, [], `reconcile found differences after the tests:\n${differences.join('\n')}`);
+  assert.equal(code, 0, 'reconcile exit code');
+}
+
+/** Path then buy, as a client does. */
+export async function buy(base: string, saleId: string, token: string, quantity?: number): Promise<Reply> {
+  const p = await call(base, 'POST', `/api/sales/${saleId}/path`, { token });
+  if (p.status !== 200) return p;
+  return call(base, 'POST', `/api/sales/${saleId}/buy/${p.body.path}`, {
+    token,
+    body: quantity === undefined ? {} : { quantity },
+  });
+}
+
+export interface OrderRow {
+  order_id: string;
+  sale_id: string;
+  user_id: string;
+  quantity: number;
+  status: string;
+}
+
+/** Read the database of record directly, as an auditor would. */
+export function readOrders(dataDir: string, saleId?: string): OrderRow[] {
+  const db = new Database(path.join(dataDir, 'seckill.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (saleId
+      ? db.prepare('SELECT * FROM orders WHERE sale_id = ?').all(saleId)
+      : db.prepare('SELECT * FROM orders').all()) as OrderRow[];
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Invariants 1, 2 and 5 of docs/design.md from the rows alone: units held never exceed the stock,
+ * nobody holds more than the limit. Returns the units held.
+ */
+export function checkInvariants(rows: OrderRow[], stock: number, perUserLimit: number): { held: number; perUser: Map<string, number> } {
+  let held = 0;
+  const perUser = new Map<string, number>();
+  for (const r of rows) {
+    if (r.status === 'reserved' || r.status === 'paid') {
+      held += r.quantity;
+      perUser.set(r.user_id, (perUser.get(r.user_id) ?? 0) + r.quantity);
+    }
+  }
+  if (held > stock) throw new Error(`oversell: ${held} units held of ${stock}`);
+  for (const [u, q] of perUser) if (q > perUserLimit) throw new Error(`user ${u} holds ${q} > limit ${perUserLimit}`);
+  return { held, perUser };
+}
+
+export function randomUser(prefix = 'u'): string {
+  return `${prefix}-${crypto.randomBytes(6).toString('hex')}`;
+}
