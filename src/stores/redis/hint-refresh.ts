@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
-import type { SaleService } from '../../services/sale-service.js';
+import type { Sale } from '../../domain/sale.js';
 import type { LocalRefusals } from '../../gateway/local-refusals.js';
 import type { Switches } from '../../gateway/switches.js';
 
@@ -14,6 +14,12 @@ import type { Switches } from '../../gateway/switches.js';
  *   switches again, every sale reloaded, and the refusal memos dropped (they are rebuilt from
  *   the engine's answers; the sold-out flags by the engine's stock refresh).
  */
+/** The sales this process serves (the sale service): listed, and read again from the database. */
+export interface KnownSales {
+  all(): Sale[];
+  reload(saleId: string): Promise<unknown>;
+}
+
 export class HintRefresher {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -22,7 +28,7 @@ export class HintRefresher {
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly switches: Switches,
-    private readonly sales: SaleService,
+    private readonly sales: KnownSales,
     private readonly refusals: LocalRefusals,
     private readonly log: Logger,
   ) {}
