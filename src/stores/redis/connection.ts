@@ -1,39 +1,5 @@
-import fs from 'node:fs';
-import { Redis, type RedisOptions, type Result } from 'ioredis';
-
-type Reply = Array<string | number>;
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    seckillReserve(k1: string, k2: string, k3: string, k4: string, k5: string, saleId: string, userId: string, quantity: number, now: number, orderId: string, deadline: number): Result<Reply, Context>;
-    seckillTransition(k1: string, k2: string, k3: string, k4: string, orderId: string, to: string, now: number, paymentRef: string, deadline: number): Result<Reply, Context>;
-    seckillInitSale(sale: string, lock: string, holdings: string, token: string, ...args: Array<string | number>): Result<number, Context>;
-    seckillRebuildBegin(lock: string, sale: string, holdings: string, orders: string, token: string): Result<number, Context>;
-    seckillRebuildChunk(lock: string, holdings: string, orders: string, index: string, token: string, saleId: string, ...entries: string[]): Result<number, Context>;
-    seckillLockExtend(lock: string, token: string, ms: number): Result<number, Context>;
-    seckillLockRelease(lock: string, token: string): Result<number, Context>;
-    seckillAdoptOrder(sale: string, holdings: string, orders: string, index: string, orderId: string, json: string, userId: string, quantity: number, saleId: string): Result<number, Context>;
-    seckillReserveOutcome(orders: string, sale: string, holdings: string, orderId: string, userId: string): Result<Reply, Context>;
-    seckillTrimStream(stream: string, group: string): Result<number, Context>;
-    seckillPruneOrder(orders: string, index: string, orderId: string, json: string): Result<number, Context>;
-  }
-}
-
-/** Each atomic rule is one Lua file beside this one, read once at start; ioredis runs it by EVALSHA. */
-const lua = (name: string) => fs.readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-const SCRIPTS = {
-  seckillReserve: { numberOfKeys: 5, lua: lua('reserve') },
-  seckillTransition: { numberOfKeys: 4, lua: lua('transition') },
-  seckillInitSale: { numberOfKeys: 3, lua: lua('init-sale') },
-  seckillRebuildBegin: { numberOfKeys: 4, lua: lua('rebuild-begin') },
-  seckillRebuildChunk: { numberOfKeys: 4, lua: lua('rebuild-chunk') },
-  seckillLockExtend: { numberOfKeys: 1, lua: lua('lock-extend') },
-  seckillLockRelease: { numberOfKeys: 1, lua: lua('lock-release') },
-  seckillAdoptOrder: { numberOfKeys: 4, lua: lua('adopt-order') },
-  seckillReserveOutcome: { numberOfKeys: 3, lua: lua('reserve-outcome') },
-  seckillTrimStream: { numberOfKeys: 1, lua: lua('trim-stream') },
-  seckillPruneOrder: { numberOfKeys: 2, lua: lua('prune-order') },
-};
+import { Redis, type RedisOptions } from 'ioredis';
+import { scriptCommands } from './scripts.js';
 
 /**
  * A connection that fails fast instead of queueing: while Redis is away, commands are refused
@@ -47,7 +13,7 @@ export function redisConnection(url: string, extra: RedisOptions = {}): Redis {
     commandTimeout: 2000,
     connectTimeout: 2000,
     retryStrategy: (attempt) => Math.min(50 * attempt, 500),
-    scripts: SCRIPTS,
+    scripts: scriptCommands(),
     ...extra,
   });
 }

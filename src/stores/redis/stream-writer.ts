@@ -6,8 +6,7 @@ import type { Order } from '../../domain/order.js';
 import { parseStoredOrder } from './redis-engine.js';
 import type { RedisKeys } from './keys.js';
 import { backlogOf, quarantineKey, trimAcknowledged, writerGroupInfo } from './writer-group.js';
-import type { PgOrderRepository } from '../postgres/pg-record-store.js';
-import { WriterFence } from '../postgres/rebuild-fence.js';
+import type { SharedRecordStore, WriterFenceHold } from '../record-store.js';
 
 type Entry = [id: string, fields: string[]];
 type StreamReply = Array<[stream: string, entries: Entry[]]>;
@@ -18,7 +17,7 @@ interface Item {
   fields: string[];
   kind: 'new' | 'chg';
   order: Order;
-  /** The order JSON exactly as stored (prune-order.lua compares it). */
+  /** The order JSON exactly as stored (prune-order-2.lua compares it). */
   json: string;
 }
 /** An entry that cannot be written: unreadable, or refused by PostgreSQL for its data. */
@@ -56,7 +55,7 @@ export class StreamOrderWriter {
   /** Entries of all streams not yet written (undelivered + pending), refreshed by the trim pass. */
   backlog = 0;
   lastError: Error | null = null;
-  private fence: WriterFence | null = null;
+  private fence: WriterFenceHold | null = null;
   /** Entries in the deployment's quarantine (all writers), refreshed with the backlog. */
   quarantined = 0;
   /** Entries this writer quarantined since it started. */
@@ -66,7 +65,7 @@ export class StreamOrderWriter {
     /** A connection of its own: XREADGROUP blocks it. */
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    private readonly repo: PgOrderRepository,
+    private readonly repo: SharedRecordStore,
     private readonly saleIds: () => string[],
     private readonly opts: StreamWriterOptions,
     private readonly log: Logger,
@@ -87,7 +86,7 @@ export class StreamOrderWriter {
           continue;
         }
         // Read → commit → acknowledge inside the rebuild fence (rebuild-fence.ts).
-        const fence = (this.fence ??= new WriterFence(this.repo.pool.options));
+        const fence = (this.fence ??= this.repo.writerFence());
         const got = await fence.run(async () => {
           const reply = (await this.redis.xreadgroup(
             'GROUP', this.keys.writerGroup, this.consumer, 'COUNT', this.opts.batch, 'BLOCK', 100,
@@ -201,7 +200,7 @@ export class StreamOrderWriter {
 
   /**
    * Settled orders (paid, cancelled, expired) are in PostgreSQL now: drop them from the sale's
-   * orders hash and the order index, if unchanged since (prune-order.lua). A hint of space only:
+   * orders hash and the order index, if unchanged since (prune-order-2.lua). A hint of space only:
    * a failure leaves them for reconcile to see, nothing else.
    */
   private async prune(written: Item[]): Promise<void> {

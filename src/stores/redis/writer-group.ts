@@ -27,7 +27,7 @@ export function backlogOf(info: GroupInfo | null): number {
 }
 
 /**
- * Trim a stream below what the group has acknowledged, in one script (trim-stream.lua): the
+ * Trim a stream below what the group has acknowledged, in one script (trim-stream-1.lua): the
  * pending list and the last-delivered id are read and the trim done in the same atomic step.
  * Returns the entries trimmed, -1 when the stream or group does not exist.
  */
