@@ -66,7 +66,7 @@ async function createDemoSale(s: Services): Promise<void> {
 /** Printed once, on the first start of a data dir: the only time the admin key is shown. */
 function printFirstStart(s: Services, url: string): void {
   const demo = s.sales.all()[0];
-  const token = signUserToken(s.secrets.userSecret, 'alice', 24 * 3600);
+  const token = signUserToken(s.secrets.userSecret, 'alice', 24 * 3600, s.config.tokenAudience);
   const lines = [
     '',
     '  seckill is ready.',

@@ -1,8 +1,9 @@
 import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseCents, parsePrice, priceCentsOf, protectSaleIds } from './args.js';
-import { adminCall as callService, credential, type AdminCallOptions } from './target.js';
+import { adminCall as callService, type AdminCallOptions } from './target.js';
 import type { SecretsEnv } from '../config/secrets.js';
+import type { TokenOptions } from './token.js';
 // The server, the engines and the stores are imported by the commands that use them, when they
 // run: `--help`, `token` and `sale` load none of them.
 import type { ReconcileReport } from '../ops/reconcile.js';
@@ -118,11 +119,10 @@ program
   .description('print a signed user token (HS256, SECKILL_USER_SECRET or the data dir secret)')
   .option('--ttl <duration>', 'lifetime', parseDuration, 3600_000)
   .option('--data-dir <dir>', 'the running service\'s data dir (default: SECKILL_DATA_DIR, ./data, the checkout\'s data)')
-  .action(async (userId: string, opts: { ttl: number; dataDir?: string }) => {
-    const { signUserToken } = await import('../gateway/auth.js');
-    const secret = credential(await loadConfig(), 'userSecret', opts.dataDir);
-    process.stderr.write(`seckill: signed with the user secret from ${secret.from}\n`);
-    process.stdout.write(signUserToken(secret.value, userId, Math.ceil(opts.ttl / 1000)) + '\n');
+  .option('--aud <audience>', 'the `aud` claim (default: SECKILL_TOKEN_AUDIENCE when set); see docs/tokens.md')
+  .action(async (userId: string, opts: TokenOptions) => {
+    const { mintToken } = await import('./token.js');
+    process.stdout.write(mintToken(await loadConfig(), userId, opts) + '\n');
   });
 
 const sale = program.command('sale').description('create and inspect sales on a running seckill (admin key from env or data dir)');

@@ -7,6 +7,19 @@ export type AuthResult = { kind: 'admin' } | { kind: 'user'; userId: string };
 
 const MAX_SUB = 128;
 
+/**
+ * Why a token's `sub` is no user id seckill accepts, or null when it is one: a string of 1-128
+ * UTF-16 code units that every store can keep (the user id is stored with every order: no control
+ * character, no U+0000, no lone surrogate). The server's check; `seckill token` asks it too.
+ */
+export function userIdProblem(sub: unknown): string | null {
+  if (typeof sub !== 'string' || sub.length < 1 || sub.length > MAX_SUB) {
+    return `Token subject must be a user id of 1-${MAX_SUB} characters.`;
+  }
+  if (!isStorableLine(sub)) return 'Token subject must not contain control characters or unpaired surrogates.';
+  return null;
+}
+
 export interface AuthOptions {
   /** When set, user tokens must carry this `aud` claim. */
   audience?: string;
@@ -64,14 +77,8 @@ export class Auth {
       throw new SeckillError('unauthorized', 'Invalid or expired token.');
     }
     const sub = payload.sub;
-    if (typeof sub !== 'string' || sub.length < 1 || sub.length > MAX_SUB) {
-      throw new SeckillError('unauthorized', 'Token subject must be a user id of 1-128 characters.');
-    }
-    // The user id is stored with every order: it must be text every store can keep (no U+0000,
-    // no lone surrogate, no control character).
-    if (!isStorableLine(sub)) {
-      throw new SeckillError('unauthorized', 'Token subject must not contain control characters or unpaired surrogates.');
-    }
+    const problem = userIdProblem(sub);
+    if (problem !== null || typeof sub !== 'string') throw new SeckillError('unauthorized', problem ?? 'Token subject must be a user id.');
     return sub;
   }
 
@@ -118,7 +125,8 @@ function digest(s: string): Buffer {
   return crypto.createHash('sha256').update(s).digest();
 }
 
-export function signUserToken(userSecret: string, userId: string, ttlSeconds = 3600): string {
-  const sign = createSigner({ key: userSecret, algorithm: 'HS256', expiresIn: ttlSeconds * 1000 });
+/** A user token: HS256 over { sub, iat, exp } (and `aud` when an audience is given). */
+export function signUserToken(userSecret: string, userId: string, ttlSeconds = 3600, audience?: string): string {
+  const sign = createSigner({ key: userSecret, algorithm: 'HS256', expiresIn: ttlSeconds * 1000, ...(audience ? { aud: audience } : {}) });
   return sign({ sub: userId });
 }

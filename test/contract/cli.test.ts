@@ -242,3 +242,66 @@ describe('--workers', () => {
     assert.doesNotMatch(r.stderr, /starting another/, r.stderr);
   });
 });
+
+describe('seckill token: --aud, and only ids the service accepts', () => {
+  const AUD = 'shop.example/seckill';
+  let server: RunningServer;
+  let dataDir: string;
+  let elsewhere: string;
+
+  before(async () => {
+    dataDir = path.join(tempDir('seckill-cli-aud-'), 'data');
+    elsewhere = tempDir('seckill-cli-aud-elsewhere-');
+    server = await startServer(loadConfig({ SECKILL_DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'silent', SECKILL_DEMO_SALE: '0', SECKILL_TOKEN_AUDIENCE: AUD }));
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  const meStatus = async (token: string) => (await call(server.url, 'GET', '/api/me/orders', { token })).status;
+
+  test('--aud (or SECKILL_TOKEN_AUDIENCE) gives a token the service accepts; another audience or none is refused', async () => {
+    const withAud = await seckill(['token', 'alice', '--aud', AUD, '--data-dir', dataDir], { cwd: elsewhere });
+    assert.equal(withAud.code, 0, withAud.stderr);
+    assert.match(withAud.stderr, /audience "shop\.example\/seckill" \(--aud\)/, withAud.stderr);
+    assert.equal(await meStatus(withAud.stdout.trim()), 200);
+
+    const fromEnv = await seckill(['token', 'alice', '--data-dir', dataDir], { cwd: elsewhere, env: { SECKILL_TOKEN_AUDIENCE: AUD } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.match(fromEnv.stderr, /\(SECKILL_TOKEN_AUDIENCE\)/, fromEnv.stderr);
+    assert.equal(await meStatus(fromEnv.stdout.trim()), 200);
+
+    const other = await seckill(['token', 'alice', '--aud', 'another-service', '--data-dir', dataDir], { cwd: elsewhere });
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(await meStatus(other.stdout.trim()), 401);
+
+    const none = await seckill(['token', 'alice', '--data-dir', dataDir], { cwd: elsewhere });
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stderr, /no audience .*pass --aud/, none.stderr);
+    assert.equal(await meStatus(none.stdout.trim()), 401);
+  });
+
+  test('an id the service would refuse gets no token: too long, empty, a control character', async () => {
+    for (const [id, why] of [
+      ['x'.repeat(129), /1-128 characters/],
+      ['', /1-128 characters/],
+      ['bob\tsmith', /control characters/],
+      ['bob\u0085', /control characters/],
+    ] as const) {
+      const r = await seckill(['token', id, '--aud', AUD, '--data-dir', dataDir], { cwd: elsewhere });
+      assert.notEqual(r.code, 0, `${JSON.stringify(id)} must be refused`);
+      assert.equal(r.stdout, '', 'no token printed');
+      assert.match(r.stderr, /refused \(the service would answer 401\)/, r.stderr);
+      assert.match(r.stderr, why, r.stderr);
+    }
+    // The longest id the service takes is taken, and the service agrees.
+    const longest = await seckill(['token', 'y'.repeat(128), '--aud', AUD, '--data-dir', dataDir], { cwd: elsewhere });
+    assert.equal(longest.code, 0, longest.stderr);
+    assert.equal(await meStatus(longest.stdout.trim()), 200);
+    // A lone surrogate cannot travel in argv (it arrives as U+FFFD): the same rule, called directly.
+    const { mintToken } = await import('../../src/cli/token.js');
+    assert.throws(() => mintToken(loadConfig({ SECKILL_DATA_DIR: dataDir }), 'a\uD800', { ttl: 60_000 }), /unpaired surrogates/);
+    assert.throws(() => mintToken(loadConfig({ SECKILL_DATA_DIR: dataDir }), 'alice', { ttl: 0 }), /at least 1s/);
+  });
+});
