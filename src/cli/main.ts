@@ -194,14 +194,14 @@ program
     const config = await loadConfig();
     const { modeOf } = await import('../wiring/services.js');
     if (modeOf(config) !== 'distributed') throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
-    const [{ connectRedis, redisConnection }, { RedisKeys }, { PgOrderRepository }, { reconcile }] = await Promise.all([
+    const [{ connectRedis, redisConnection }, { RedisKeys }, { PgRecordStore }, { reconcile }] = await Promise.all([
       import('../stores/redis/connection.js'),
       import('../stores/redis/keys.js'),
       import('../stores/postgres/pg-record-store.js'),
       import('../ops/reconcile.js'),
     ]);
     const redis = redisConnection(config.redisUrl!, { commandTimeout: 10_000 });
-    const repo = new PgOrderRepository(config.databaseUrl!, 2);
+    const repo = new PgRecordStore(config.databaseUrl!, 2);
     try {
       await connectRedis(redis);
       const keys = new RedisKeys(config.redisPrefix);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Order } from '../domain/order.js';
 import { SeckillError } from '../domain/errors.js';
 import { AmbiguousOutcome, OutcomeUnknown, within } from '../domain/outcome.js';
-import type { OrderRepository } from '../stores/record-store.js';
+import type { RecordStore } from '../stores/record-store.js';
 
 interface Pending {
   order: Order;
@@ -46,7 +46,7 @@ export class OrderWriter {
   lastError: Error | null = null;
 
   constructor(
-    private readonly repo: OrderRepository,
+    private readonly repo: RecordStore,
     private readonly opts: OrderWriterOptions,
     private readonly log: Logger,
   ) {}

@@ -4,7 +4,8 @@ import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
 import { AmbiguousOutcome, OutcomeUnknown, within } from '../domain/outcome.js';
 import type { OrderWriter } from './group-commit.js';
-import type { OrderRepository, Transition } from '../stores/record-store.js';
+import type { RecordStore } from '../stores/record-store.js';
+import type { Transition } from '../domain/transition.js';
 import type { ReserveResult, StockEngine } from './stock-engine.js';
 
 interface SaleStock {
@@ -40,7 +41,7 @@ export class MemoryStockEngine implements StockEngine {
 
   constructor(
     private readonly writer: OrderWriter,
-    private readonly repo: OrderRepository,
+    private readonly repo: RecordStore,
     private readonly opts: MemoryEngineOptions = {},
   ) {}
 

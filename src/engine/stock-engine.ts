@@ -1,6 +1,6 @@
 import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
-import type { Transition } from '../stores/record-store.js';
+import type { Transition } from '../domain/transition.js';
 
 /** Why the engine refused a reservation. The window ones only come from a shared engine, whose clock check is final. */
 export type Refusal = 'sold_out' | 'limit_reached' | 'not_started' | 'ended' | 'paused';

@@ -4,7 +4,7 @@ import type { Order } from '../domain/order.js';
 import { RedisStockEngine, parseStoredOrder } from '../stores/redis/redis-engine.js';
 import type { RedisKeys } from '../stores/redis/keys.js';
 import { backlogOf, writerGroupInfo } from '../stores/redis/writer-group.js';
-import type { PgOrderRepository } from '../stores/postgres/pg-record-store.js';
+import type { SharedRecordStore } from '../stores/record-store.js';
 
 export interface ReconcileReport {
   saleId: string;
@@ -45,7 +45,7 @@ async function pending(redis: Redis, keys: RedisKeys, saleId: string): Promise<n
 export async function reconcile(
   redis: Redis,
   keys: RedisKeys,
-  repo: PgOrderRepository,
+  repo: SharedRecordStore,
   saleId: string,
   opts: { repair: boolean; drainMs: number },
 ): Promise<ReconcileReport> {

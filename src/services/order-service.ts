@@ -4,7 +4,8 @@ import { SeckillError } from '../domain/errors.js';
 import { isStorableLine } from '../domain/stored-text.js';
 import type { Order } from '../domain/order.js';
 import type { StockEngine } from '../engine/stock-engine.js';
-import type { OrderRepository, Transition } from '../stores/record-store.js';
+import type { RecordStore } from '../stores/record-store.js';
+import type { Transition } from '../domain/transition.js';
 
 /** The expiry sweep sets an order it could not expire aside for this long (failed / not changed). */
 const EXPIRY_RETRY_FAILED_MS = 10_000;
@@ -33,7 +34,7 @@ export class OrderService {
   expiredCount = 0;
 
   constructor(
-    private readonly repo: OrderRepository,
+    private readonly repo: RecordStore,
     private readonly engine: StockEngine,
     private readonly hooks: OrderServiceHooks,
     private readonly log: Logger,

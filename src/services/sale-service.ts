@@ -5,7 +5,7 @@ import type { Sale } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
 import type { SaleSignals } from './signals.js';
-import type { OrderRepository } from '../stores/record-store.js';
+import type { RecordStore } from '../stores/record-store.js';
 
 /**
  * A new sale id: 12 base64url characters (72 random bits). Never one that begins with `-`, which
@@ -41,7 +41,7 @@ export class SaleService {
   signals: SaleSignals | null = null;
 
   constructor(
-    private readonly repo: OrderRepository,
+    private readonly repo: RecordStore,
     private readonly engine: StockEngine,
     private readonly refusals: LocalRefusals,
   ) {}

@@ -3,7 +3,7 @@ import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import { OutcomeUnknown } from '../domain/outcome.js';
-import type { OrderRepository, StatusTotals } from '../stores/record-store.js';
+import type { RecordStore, StatusTotals } from '../stores/record-store.js';
 
 /**
  * Units per order status and sale, for /metrics, the admin stats and the dashboard: the one place
@@ -30,7 +30,7 @@ const zero = (): StatusTotals => ({ reserved: 0, paid: 0, expired: 0, cancelled:
 export class OwnedStatusTotals implements SaleStatusTotals {
   private readonly bySale = new Map<string, StatusTotals>();
 
-  constructor(private readonly repo: OrderRepository) {}
+  constructor(private readonly repo: RecordStore) {}
 
   /**
    * The engine, with its reservations and transitions counted here. A proxy, so the engine's
@@ -122,7 +122,7 @@ export class RefreshedStatusTotals implements SaleStatusTotals {
   private wantedAt = 0;
 
   constructor(
-    private readonly repo: OrderRepository,
+    private readonly repo: RecordStore,
     private readonly saleIds: () => string[],
     private readonly refreshMs: number,
     private readonly log: Logger,

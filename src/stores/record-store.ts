@@ -1,5 +1,6 @@
 import type { Order, OrderStatus } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
+import type { Transition } from '../domain/transition.js';
 
 export interface StatusTotals {
   /** Units (sum of quantities) per status. */
@@ -14,22 +15,16 @@ export interface OrderPage {
   next: string | null;
 }
 
-/** How an order leaves `reserved`. */
-export type Transition =
-  | { to: 'paid'; paidAt: number; paymentRef: string }
-  | { to: 'cancelled' }
-  | { to: 'expired' };
-
-/**
- * The database of record. Methods are async so that PostgreSQL fits behind the same
- * interface; the SQL is kept portable between SQLite and PostgreSQL.
- */
-export interface OrderRepository {
+/** The sales half of the database of record. */
+export interface SaleRecords {
   loadSales(): Promise<Sale[]>;
   getSale(saleId: string): Promise<Sale | null>;
   insertSale(sale: Sale): Promise<void>;
   setPaused(saleId: string, paused: boolean): Promise<void>;
+}
 
+/** The orders half of the database of record. */
+export interface OrderRecords {
   /** One transaction for the whole batch; replaying an order id changes nothing. */
   insertOrders(orders: Order[]): Promise<void>;
   getOrder(orderId: string): Promise<Order | null>;
@@ -42,13 +37,47 @@ export interface OrderRepository {
   totals(saleId: string): Promise<StatusTotals>;
 
   /**
-   * Move an order out of `reserved` if, and only if, it is still reserved (and, for `paid`,
-   * not past its window at `now`). Returns the updated order, or null when another transition
-   * won: the one conditional UPDATE is what makes every exit from `reserved` happen once.
+   * Move an order out of `reserved` if, and only if, it is still reserved and the rule of its
+   * target holds at `now` (paid: before `expiresAt`; expired: at or after it; cancelled: any time).
+   * Returns the updated order, or null when another transition won (or the rule refused): the
+   * one conditional UPDATE is what makes every exit from `reserved` happen once.
    */
   transition(orderId: string, t: Transition, now: number): Promise<Order | null>;
   dueForExpiry(now: number, limit: number): Promise<Order[]>;
+}
 
+/**
+ * The database of record: the one seam every store implements (SQLite embedded, PostgreSQL).
+ * Methods are async so that PostgreSQL fits behind the same interface.
+ */
+export interface RecordStore extends SaleRecords, OrderRecords {
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A hold on the writers' side of the rebuild fence, on a connection of its own. */
+export interface WriterFenceHold {
+  /** Run `fn` (read a batch → commit → acknowledge) while no rebuild can read the orders. */
+  run<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/**
+ * What distributed mode needs on top of the record store, where several processes share one
+ * PostgreSQL database and the stock lives in Redis: the stream writer's batched upserts, and the
+ * fence between those batches and a rebuild of a sale's Redis state from the database.
+ */
+export interface SharedRecordStore extends RecordStore {
+  /**
+   * The writer's batch: new reservations and status changes in ONE transaction. A change is an
+   * upsert that only ever moves a row out of `reserved`, so it may arrive before its reservation.
+   */
+  applyBatch(created: Order[], changed: Order[]): Promise<void>;
+  /** A new writer-side fence hold (see rebuild-fence.ts). */
+  writerFence(): WriterFenceHold;
+  /**
+   * A sale's reserved and paid orders, read under the exclusive side of the rebuild fence: every
+   * batch a writer had read before has committed. Throws when the writers do not let go in time.
+   */
+  openOrdersFenced(saleId: string): Promise<Order[]>;
 }

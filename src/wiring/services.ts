@@ -19,9 +19,9 @@ import { Metrics, RedisCounts } from '../services/metrics.js';
 import { ExpirySweeper } from '../services/expiry-sweeper.js';
 import { OrderService } from '../services/order-service.js';
 import { OrderWriter } from '../engine/group-commit.js';
-import { PgOrderRepository } from '../stores/postgres/pg-record-store.js';
-import type { OrderRepository } from '../stores/record-store.js';
-import { SqliteOrderRepository } from '../stores/sqlite/sqlite-record-store.js';
+import { PgRecordStore } from '../stores/postgres/pg-record-store.js';
+import type { RecordStore } from '../stores/record-store.js';
+import { SqliteRecordStore } from '../stores/sqlite/sqlite-record-store.js';
 import { DataDirLock, DatabaseLock } from '../stores/instance-lock.js';
 import { StreamOrderWriter } from '../stores/redis/stream-writer.js';
 import { OwnedStatusTotals, RefreshedStatusTotals, type SaleStatusTotals } from '../services/status-totals.js';
@@ -48,7 +48,7 @@ export interface Services {
   config: Config;
   secrets: Secrets;
   log: Logger;
-  repo: OrderRepository;
+  repo: RecordStore;
   writer: WriterStatus;
   engine: StockEngine;
   refusals: LocalRefusals;
@@ -88,7 +88,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   const closers: Array<() => Promise<unknown>> = [];
   const pings: Record<string, () => Promise<unknown>> = {};
 
-  let repo: OrderRepository;
+  let repo: RecordStore;
   let writer: WriterStatus;
   let engine: StockEngine;
   let signals: SaleSignals = new LocalSignals(refusals);
@@ -98,7 +98,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   let redisSignals: RedisSignals | null = null;
   const switches = new Switches();
   const breakers: Breaker[] = [];
-  let pgRepo: PgOrderRepository | null = null;
+  let pgRepo: PgRecordStore | null = null;
   let ownedTotals: OwnedStatusTotals | null = null;
   let releaseInstanceLock: () => Promise<void> = async () => undefined;
 
@@ -106,9 +106,9 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     // One process per data dir: a second one refuses to start (it would sell the stock again).
     const dirLock = DataDirLock.acquire(config.dataDir);
     releaseInstanceLock = async () => dirLock.release();
-    repo = new SqliteOrderRepository(config.dataDir, config.sqliteSync);
+    repo = new SqliteRecordStore(config.dataDir, config.sqliteSync);
   } else {
-    pgRepo = new PgOrderRepository(config.databaseUrl!, config.pgPool, { log });
+    pgRepo = new PgRecordStore(config.databaseUrl!, config.pgPool, { log });
     await pgRepo.init();
     if (mode === 'postgres') {
       // One process per database in this mode (distributed processes share theirs by design).
@@ -125,7 +125,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     // PostgreSQL down or slow: 503 busy at once while its breaker is open, never a hang.
     const dbBreaker = new Breaker('database');
     breakers.push(dbBreaker);
-    repo = guardStore<OrderRepository>(pgRepo, dbBreaker, ['loadSales', 'getSale', 'insertSale', 'setPaused', 'insertOrders', 'getOrder', 'ordersOfUser', 'listOrders', 'holdings', 'totals', 'transition', 'dueForExpiry'], 'database');
+    repo = guardStore<RecordStore>(pgRepo, dbBreaker, ['loadSales', 'getSale', 'insertSale', 'setPaused', 'insertOrders', 'getOrder', 'ordersOfUser', 'listOrders', 'holdings', 'totals', 'transition', 'dueForExpiry'], 'database');
   }
   pings.database = () => repo.ping();
 

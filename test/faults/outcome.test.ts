@@ -13,7 +13,8 @@ import type { Sale } from '../../src/domain/sale.js';
 import { MemoryStockEngine } from '../../src/engine/memory-engine.js';
 import { AmbiguousOutcome, OutcomeUnknown } from '../../src/domain/outcome.js';
 import { OrderWriter } from '../../src/engine/group-commit.js';
-import type { OrderRepository, Transition } from '../../src/stores/record-store.js';
+import type { RecordStore } from '../../src/stores/record-store.js';
+import type { Transition } from '../../src/domain/transition.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -35,7 +36,7 @@ function lossyRepo() {
       throw new AmbiguousOutcome(outcome, new Error('connection cut after COMMIT was sent'));
     },
     transition: (orderId: string, t: Transition) => transition(orderId, t),
-  } as unknown as OrderRepository;
+  } as unknown as RecordStore;
   return { repo, batches, onTransition: (f: typeof transition) => (transition = f) };
 }
 
@@ -102,7 +103,7 @@ test('outcome still unknown after the wait: a 500 that says so, the stock held u
 
 test('lost transition reply: the order read back says whether it applied; stock returns exactly once', async () => {
   const { repo, onTransition } = lossyRepo();
-  const writer = new OrderWriter({ insertOrders: async () => undefined } as unknown as OrderRepository, { groupCommitMs: 0, maxBatch: 100 }, silent);
+  const writer = new OrderWriter({ insertOrders: async () => undefined } as unknown as RecordStore, { groupCommitMs: 0, maxBatch: 100 }, silent);
   const engine = new MemoryStockEngine(writer, repo, { outcomeWaitMs: 1000 });
   const sale = saleOf(1);
   await engine.load(sale);

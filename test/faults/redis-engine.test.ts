@@ -25,8 +25,8 @@ import { RedisKeys } from '../../src/stores/redis/keys.js';
 import type { ReserveResult, StockEngine } from '../../src/engine/stock-engine.js';
 import { ExpirySweeper } from '../../src/services/expiry-sweeper.js';
 import { OrderService } from '../../src/services/order-service.js';
-import { PgOrderRepository } from '../../src/stores/postgres/pg-record-store.js';
-import type { OrderRepository } from '../../src/stores/record-store.js';
+import { PgRecordStore } from '../../src/stores/postgres/pg-record-store.js';
+import type { RecordStore } from '../../src/stores/record-store.js';
 import { StreamOrderWriter } from '../../src/stores/redis/stream-writer.js';
 import { createDatabase, skipUnlessServices } from '../support/cluster.js';
 import { RedisServer, killTracked, until } from '../support/distributed.js';
@@ -48,7 +48,7 @@ class World {
   readonly redisServer = new RedisServer();
   readonly keys = new RedisKeys(`t${crypto.randomBytes(3).toString('hex')}`);
   readonly closers: Array<() => Promise<unknown> | unknown> = [];
-  repo!: PgOrderRepository;
+  repo!: PgRecordStore;
   admin!: Redis;
   private dropDb: (() => Promise<void>) | null = null;
 
@@ -56,7 +56,7 @@ class World {
     await this.redisServer.start();
     const db = await createDatabase();
     this.dropDb = db.drop;
-    this.repo = new PgOrderRepository(db.url);
+    this.repo = new PgRecordStore(db.url);
     await this.repo.init();
     this.admin = await this.connection({ commandTimeout: 20_000 });
     return this;
@@ -203,7 +203,7 @@ test('the expiry sweep goes past orders it cannot expire (1,000 failing ones hol
   const due = [...Array.from({ length: 1200 }, (_, i) => order(i, true)), ...Array.from({ length: 3 }, (_, i) => order(i, false))];
   const repo = {
     dueForExpiry: async (_now: number, limit: number) => due.filter((o) => o.status === 'reserved').slice(0, limit),
-  } as unknown as OrderRepository;
+  } as unknown as RecordStore;
   const engine = {
     transition: async (o: Order) => {
       if (o.orderId.startsWith('good')) {

@@ -18,7 +18,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { connectRedis, redisConnection } from '../../src/stores/redis/connection.js';
 import { RedisKeys } from '../../src/stores/redis/keys.js';
-import type { PgOrderRepository } from '../../src/stores/postgres/pg-record-store.js';
+import type { SharedRecordStore } from '../../src/stores/record-store.js';
 import { StreamOrderWriter } from '../../src/stores/redis/stream-writer.js';
 import { REDIS_URL, TestCluster, skipUnlessServices } from '../support/cluster.js';
 import { FaultCluster, RedisServer, dbOrders, killTracked, timedCall, until, type Answer } from '../support/distributed.js';
@@ -199,7 +199,7 @@ describe('stream trimming', { skip: skip || undefined }, () => {
           };
         },
       });
-      const repo = { applyBatch: async () => undefined } as unknown as PgOrderRepository;
+      const repo = { applyBatch: async () => undefined } as unknown as SharedRecordStore;
       const writer = new StreamOrderWriter(spied, keys, repo, () => ['s1'], { batch: 10, claimIdleMs: 1000 }, pino({ level: 'silent' }));
       const trim = (writer as unknown as { trim(streams: string[]): Promise<void> }).trim.bind(writer);
       await trim([stream]);

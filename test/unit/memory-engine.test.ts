@@ -6,7 +6,8 @@ import type { Order } from '../../src/domain/order.js';
 import { MemoryStockEngine } from '../../src/engine/memory-engine.js';
 import { LocalRefusals } from '../../src/gateway/local-refusals.js';
 import type { OrderWriter } from '../../src/engine/group-commit.js';
-import type { OrderRepository, Transition } from '../../src/stores/record-store.js';
+import type { RecordStore } from '../../src/stores/record-store.js';
+import type { Transition } from '../../src/domain/transition.js';
 import { deferred, sale } from '../support/fakes.js';
 
 /** A writer whose commits the test decides: each submit waits for `commit()` or `fail()`. */
@@ -50,8 +51,8 @@ class FakeRepo {
 function engine(opts: { onRelease?: (s: string, u: string) => void } = {}) {
   const writer = new FakeWriter();
   const repo = new FakeRepo();
-  const Ctor = MemoryStockEngine as unknown as new (w: OrderWriter, r: OrderRepository, o?: object) => MemoryStockEngine;
-  const e = new Ctor(writer as unknown as OrderWriter, repo as unknown as OrderRepository, opts);
+  const Ctor = MemoryStockEngine as unknown as new (w: OrderWriter, r: RecordStore, o?: object) => MemoryStockEngine;
+  const e = new Ctor(writer as unknown as OrderWriter, repo as unknown as RecordStore, opts);
   return { e, writer, repo };
 }
 

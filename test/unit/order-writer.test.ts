@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { SeckillError } from '../../src/domain/errors.js';
 import type { Order } from '../../src/domain/order.js';
 import { OrderWriter } from '../../src/engine/group-commit.js';
-import type { OrderRepository } from '../../src/stores/record-store.js';
+import type { RecordStore } from '../../src/stores/record-store.js';
 import { deferred, order, silent } from '../support/fakes.js';
 
 class Repo {
@@ -17,7 +17,7 @@ class Repo {
 }
 
 const writer = (repo: Repo, groupCommitMs = 0, maxBatch = 100) =>
-  new OrderWriter(repo as unknown as OrderRepository, { groupCommitMs, maxBatch }, silent);
+  new OrderWriter(repo as unknown as RecordStore, { groupCommitMs, maxBatch }, silent);
 
 test('reservations of one event-loop turn are committed in one batch; each caller hears after it', async () => {
   const repo = new Repo();

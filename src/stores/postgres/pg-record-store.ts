@@ -4,9 +4,11 @@ import type { Logger } from 'pino';
 import type { Order, OrderStatus } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
 import type { SeckillError } from '../../domain/errors.js';
+import type { Transition } from '../../domain/transition.js';
 import { AmbiguousOutcome } from '../../domain/outcome.js';
 import { inTransaction } from './transaction.js';
-import type { OrderPage, OrderRepository, StatusTotals, Transition } from '../record-store.js';
+import { WriterFence, withRebuildFence } from './rebuild-fence.js';
+import type { OrderPage, SharedRecordStore, StatusTotals, WriterFenceHold } from '../record-store.js';
 import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from '../sql/rows.js';
 
 // BIGINT columns hold epoch milliseconds and cents: well inside Number's exact range.
@@ -31,7 +33,7 @@ function columns(orders: Order[]) {
 const UNNEST = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])`;
 const COLS = '(order_id, sale_id, user_id, quantity, price_cents, status, created_at, expires_at, paid_at, payment_ref)';
 
-export interface PgRepositoryOptions {
+export interface PgRecordStoreOptions {
   /**
    * The server's own limit on each statement (statement_timeout, lock waits included), ms. The server
    * cancels a statement that runs longer and rolls it back: a definite failure, unlike a
@@ -39,6 +41,8 @@ export interface PgRepositoryOptions {
    */
   statementTimeoutMs?: number;
   log?: Logger;
+  /** Why new orders may not be written now, or null (see PgRecordStore.writeGate). */
+  writeGate?: () => SeckillError | null;
 }
 
 /** Which backend ran a statement: enough to stop exactly that one, never a later one with the same pid. */
@@ -63,8 +67,8 @@ function definiteFailure(err: unknown): boolean {
 const noop = () => undefined;
 
 /** PostgreSQL as the database of record (PostgreSQL and distributed modes). */
-export class PgOrderRepository implements OrderRepository {
-  readonly pool: pg.Pool;
+export class PgRecordStore implements SharedRecordStore {
+  private readonly pool: pg.Pool;
   private readonly backends = new WeakMap<pg.ClientBase, Backend>();
   private readonly statementTimeoutMs: number;
   private readonly log: Logger | undefined;
@@ -79,8 +83,9 @@ export class PgOrderRepository implements OrderRepository {
   constructor(
     private readonly connectionString: string,
     poolSize = 4,
-    opts: PgRepositoryOptions = {},
+    opts: PgRecordStoreOptions = {},
   ) {
+    if (opts.writeGate) this.writeGate = opts.writeGate;
     const st = opts.statementTimeoutMs ?? 5000;
     this.statementTimeoutMs = st;
     this.log = opts.log;
@@ -299,11 +304,6 @@ export class PgOrderRepository implements OrderRepository {
     return new Map(r.rows.map((x) => [x.user_id, Number(x.q)]));
   }
 
-  async openOrders(saleId: string): Promise<Order[]> {
-    const r = await this.pool.query<OrderRow>(`SELECT * FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid')`, [saleId]);
-    return r.rows.map(toOrder);
-  }
-
   async totals(saleId: string): Promise<StatusTotals> {
     const r = await this.pool.query<{ status: OrderStatus; q: string }>('SELECT status, SUM(quantity) AS q FROM orders WHERE sale_id = $1 GROUP BY status', [saleId]);
     const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
@@ -349,9 +349,14 @@ export class PgOrderRepository implements OrderRepository {
     await this.pool.end();
   }
 
-  /** A sale's reserved and paid orders, read on the given client (one holding the rebuild fence). */
-  async openOrdersOn(client: pg.ClientBase, saleId: string): Promise<Order[]> {
-    const r = await client.query<OrderRow>(`SELECT * FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid')`, [saleId]);
-    return r.rows.map(toOrder);
+  async openOrdersFenced(saleId: string): Promise<Order[]> {
+    return withRebuildFence(this.pool, async (c) => {
+      const r = await c.query<OrderRow>(`SELECT * FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid')`, [saleId]);
+      return r.rows.map(toOrder);
+    });
+  }
+
+  writerFence(): WriterFenceHold {
+    return new WriterFence(this.pool.options);
   }
 }

@@ -6,9 +6,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { SeckillError } from '../../domain/errors.js';
 import type { Order } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
-import type { PgOrderRepository } from '../postgres/pg-record-store.js';
-import { withRebuildFence } from '../postgres/rebuild-fence.js';
-import type { Transition } from '../record-store.js';
+import type { Transition } from '../../domain/transition.js';
+import type { SharedRecordStore } from '../record-store.js';
 import type { RedisKeys } from './keys.js';
 import { backlogOf, writerGroupInfo } from './writer-group.js';
 import type { Refusal, ReserveResult, StockEngine } from '../../engine/stock-engine.js';
@@ -114,7 +113,7 @@ export class RedisStockEngine implements StockEngine {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    private readonly repo: PgOrderRepository,
+    private readonly repo: SharedRecordStore,
     private readonly log: Logger,
   ) {}
 
@@ -184,7 +183,7 @@ export class RedisStockEngine implements StockEngine {
       if (begun === 0) return;
       if (begun !== 1) throw lockLost();
       await this.drained(sale.id);
-      const open = await oneAtATime(() => withRebuildFence(this.repo.pool, (c) => this.repo.openOrdersOn(c, sale.id)));
+      const open = await oneAtATime(() => this.repo.openOrdersFenced(sale.id));
       await this.testHooks.afterRead?.(sale.id);
       if (lost) throw lockLost();
       let held = 0;

@@ -4,7 +4,8 @@ import Database from 'better-sqlite3';
 import { SeckillError } from '../../domain/errors.js';
 import type { Order, OrderStatus } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
-import type { OrderPage, OrderRepository, StatusTotals, Transition } from '../record-store.js';
+import type { Transition } from '../../domain/transition.js';
+import type { OrderPage, RecordStore, StatusTotals } from '../record-store.js';
 import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from '../sql/rows.js';
 
 export type SqliteSync = 'FULL' | 'NORMAL';
@@ -14,7 +15,7 @@ export type SqliteSync = 'FULL' | 'NORMAL';
  * better-sqlite3 is synchronous, so each method runs to completion inside one event-loop
  * turn; that is what makes the conditional UPDATEs race-free within the process.
  */
-export class SqliteOrderRepository implements OrderRepository {
+export class SqliteRecordStore implements RecordStore {
   readonly db: Database.Database;
   private readonly stmt;
   private readonly insertMany: (orders: Order[]) => void;
