@@ -10,14 +10,9 @@ import type { Transition } from '../../domain/transition.js';
 import type { SharedRecordStore } from '../record-store.js';
 import type { RedisKeys } from './keys.js';
 import { backlogOf, writerGroupInfo } from './writer-group.js';
-import type { Refusal, ReserveResult, StockEngine } from '../../engine/stock-engine.js';
+import type { ReserveResult, StockEngine } from '../../engine/stock-engine.js';
+import { LuaCode, busy, holdingsMismatch, rebuildLockLost, reserveRefusal, tooLate, unknownOutcome } from './codes.js';
 
-const REFUSALS: Record<number, Refusal> = { [-2]: 'paused', [-3]: 'not_started', [-4]: 'ended', [-5]: 'limit_reached', [-6]: 'sold_out' };
-const NOT_LOADED = -1;
-/** reserve.lua ran after its deadline and changed nothing. */
-const TOO_LATE = -7;
-/** transition.lua: the sale is loaded but does not know the order. */
-const UNKNOWN_ORDER = -2;
 /**
  * A reserve script that has not started within this long (by Redis's clock) changes nothing.
  * Shorter than the connection's command timeout (2 s), so that by the time a caller gives up
@@ -36,6 +31,11 @@ const REBUILD_WAIT_MS = 8000;
 const DRAIN_WAIT_MS = 20_000;
 /** Orders per rebuild-chunk script. */
 const REBUILD_CHUNK = 500;
+
+export interface RedisEngineOptions {
+  /** Called with each sale's available stock as Redis reports it (shared sold-out hint). */
+  onAvailability?: (saleId: string, available: number) => void;
+}
 
 /** TEST-ONLY hooks into the rebuild (set by unit tests on their own engine; never in production). */
 export interface RebuildTestHooks {
@@ -57,21 +57,6 @@ export function parseStoredOrder(json: string): Order {
 function storedOrder(o: Order): string {
   const { paidAt, paymentRef, ...rest } = o;
   return JSON.stringify({ ...rest, ...(paidAt === null ? {} : { paidAt }), ...(paymentRef === null ? {} : { paymentRef }) });
-}
-
-/** Redis is unreachable or slow: the buyer hears busy, and nothing was decided here. */
-function busy(err: unknown): SeckillError {
-  return new SeckillError('busy', 'The stock service is unavailable; nothing was changed. Try again shortly.', 1, err);
-}
-
-/** Not answered in time, outcome unknown: honest about it, and the order (if made) is undone. */
-function unknownOutcome(err: unknown): SeckillError {
-  return new SeckillError(
-    'busy',
-    'The stock service did not answer in time. If this buy was recorded after all, it is cancelled automatically, so nothing stays held. Try again shortly.',
-    2,
-    err,
-  );
 }
 
 /** Not an error: a transition whose reply was lost turned out to have been made (carried out of `run`). */
@@ -105,8 +90,6 @@ export class RedisStockEngine implements StockEngine {
   /** Redis's clock minus ours (ms), learned from TIME; refreshed in the background. */
   private clockOffsetMs: number | null = null;
   private clockLearnedAt = 0;
-  /** Called with each sale's available stock as Redis reports it (shared sold-out hint). */
-  onAvailability: (saleId: string, available: number) => void = () => undefined;
   /** TEST-ONLY: see RebuildTestHooks. */
   testHooks: RebuildTestHooks = {};
 
@@ -115,6 +98,7 @@ export class RedisStockEngine implements StockEngine {
     private readonly keys: RedisKeys,
     private readonly repo: SharedRecordStore,
     private readonly log: Logger,
+    private readonly opts: RedisEngineOptions = {},
   ) {}
 
   async load(sale: Sale): Promise<void> {
@@ -170,22 +154,21 @@ export class RedisStockEngine implements StockEngine {
     const watchdog = setInterval(() => {
       this.redis.seckillLockExtend(lock, token, REBUILD_LOCK_MS).then(
         (ok) => {
-          if (Number(ok) !== 1) lost = true;
+          if (Number(ok) !== LuaCode['lock-extend'].renewed) lost = true;
         },
         () => undefined, // Redis away: the next renewal (or the writes' own checks) will tell
       );
     }, REBUILD_LOCK_MS / 3);
     watchdog.unref();
-    const lockLost = () => new SeckillError('busy', 'The sale is being restored by another process; nothing was changed. Try again shortly.', 2);
     const sk = this.keys;
     try {
       const begun = Number(await this.redis.seckillRebuildBegin(lock, sk.sale(sale.id), sk.holdings(sale.id), sk.orders(sale.id), token));
-      if (begun === 0) return;
-      if (begun !== 1) throw lockLost();
+      if (begun === LuaCode['rebuild-begin'].loaded) return;
+      if (begun !== LuaCode['rebuild-begin'].begun) throw rebuildLockLost();
       await this.drained(sale.id);
       const open = await oneAtATime(() => this.repo.openOrdersFenced(sale.id));
       await this.testHooks.afterRead?.(sale.id);
-      if (lost) throw lockLost();
+      if (lost) throw rebuildLockLost();
       let held = 0;
       for (let i = 0; i < open.length; i += REBUILD_CHUNK) {
         const args: string[] = [];
@@ -194,7 +177,7 @@ export class RedisStockEngine implements StockEngine {
           args.push(o.orderId, o.userId, String(o.quantity), storedOrder(o));
         }
         const n = Number(await this.redis.seckillRebuildChunk(lock, sk.holdings(sale.id), sk.orders(sale.id), sk.orderIndex(), token, sale.id, ...args));
-        if (n < 0) throw lockLost();
+        if (n === LuaCode['rebuild-chunk'].lockLost) throw rebuildLockLost();
       }
       await this.testHooks.beforeFinish?.(sale.id);
       const created = Number(
@@ -204,8 +187,8 @@ export class RedisStockEngine implements StockEngine {
           sale.paused ? 1 : 0, sale.priceCents, sale.paymentWindowSeconds, held,
         ),
       );
-      if (created === -2) throw lockLost();
-      if (created === -3) throw busy(new Error(`rebuild of sale ${sale.id}: the holdings written do not add up to ${held} units`));
+      if (created === LuaCode['init-sale'].lockLost) throw rebuildLockLost();
+      if (created === LuaCode['init-sale'].holdingsMismatch) throw holdingsMismatch(sale.id, held);
       if (open.length > 0 || sale.createdAt < Date.now() - 60_000) {
         this.log.warn({ saleId: sale.id, openOrders: open.length, held, created }, 'sale state rebuilt in Redis from the database');
       }
@@ -295,22 +278,22 @@ export class RedisStockEngine implements StockEngine {
     };
     let r = await attempt();
     if (!Array.isArray(r)) return r;
-    if (Number(r[0]) === NOT_LOADED) {
+    if (Number(r[0]) === LuaCode.reserve.notLoaded) {
       await this.load(sale);
       r = await attempt();
       if (!Array.isArray(r)) return r;
     }
     const [code, available, held, expiresAt] = r.map(Number);
-    if (code === TOO_LATE) throw busy(new Error('the reserve script ran after its deadline and changed nothing'));
+    if (code === LuaCode.reserve.tooLate) throw tooLate('reserve');
     this.availability.set(sale.id, available);
-    if (code === 1) {
+    if (code === LuaCode.reserve.reserved) {
       const order: Order = {
         orderId, saleId: sale.id, userId, quantity, priceCents: sale.priceCents, status: 'reserved',
         createdAt: now, expiresAt, paidAt: null, paymentRef: null,
       };
       return { ok: true, order, available, held };
     }
-    const refusal = REFUSALS[code];
+    const refusal = reserveRefusal(code);
     if (!refusal) throw busy(new Error(`reserve script answered ${code}`));
     return { ok: false, refusal, available, held };
   }
@@ -405,16 +388,16 @@ export class RedisStockEngine implements StockEngine {
     };
     try {
       let r = await run();
-      if (Number(r[0]) === NOT_LOADED) {
+      if (Number(r[0]) === LuaCode.transition.notLoaded) {
         // Redis lost this sale's state (or a rebuild is under way): rebuild it, then decide.
         const sale = this.sales.get(order.saleId) ?? (await this.repo.getSale(order.saleId));
         if (!sale) return null;
         await this.load(sale);
         r = await run();
       }
-      if (Number(r[0]) === UNKNOWN_ORDER && (await this.adopt(order.orderId))) r = await run();
-      if (Number(r[0]) === TOO_LATE) throw busy(new Error('the transition script ran after its deadline and changed nothing'));
-      if (Number(r[0]) !== 1) return null;
+      if (Number(r[0]) === LuaCode.transition.unknownOrder && (await this.adopt(order.orderId))) r = await run();
+      if (Number(r[0]) === LuaCode.transition.tooLate) throw tooLate('transition');
+      if (Number(r[0]) !== LuaCode.transition.changed) return null;
       const after = parseStoredOrder(String(r[1]));
       if (t.to !== 'paid') this.availability.set(order.saleId, Number(r[2]));
       return after;
@@ -468,8 +451,8 @@ export class RedisStockEngine implements StockEngine {
     const r = Number(
       await this.redis.seckillAdoptOrder(sk.sale(o.saleId), sk.holdings(o.saleId), sk.orders(o.saleId), sk.orderIndex(), o.orderId, storedOrder(o), o.userId, o.quantity, o.saleId),
     );
-    if (r === 1) this.log.warn({ saleId: o.saleId, orderId, quantity: o.quantity }, 'an order known only to the database was adopted into Redis');
-    return r >= 0;
+    if (r === LuaCode['adopt-order'].adopted) this.log.warn({ saleId: o.saleId, orderId, quantity: o.quantity }, 'an order known only to the database was adopted into Redis');
+    return r === LuaCode['adopt-order'].adopted || r === LuaCode['adopt-order'].known;
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
@@ -522,7 +505,7 @@ export class RedisStockEngine implements StockEngine {
     if (v === null || ready !== '1') return false;
     const available = Number(v);
     this.availability.set(saleId, available);
-    this.onAvailability(saleId, available);
+    this.opts.onAvailability?.(saleId, available);
     return true;
   }
 
