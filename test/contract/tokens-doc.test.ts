@@ -90,7 +90,7 @@ describe('docs/tokens.md: the examples mint tokens seckill accepts', { skip: awa
         assert.ok(JSON.stringify(mine.body).includes(bought.body.orderId), `the order is listed as ${userId}'s: ${mine.text}`);
       }
       // The same program with the wrong audience, or none while the service requires one: refused.
-      for (const env of [{ SECKILL_TOKEN_AUDIENCE: 'another-service' }, {}]) {
+      for (const env of [{ SECKILL_TOKEN_AUDIENCE: 'another-service' }, {}] as Record<string, string>[]) {
         const token = await run(p.cmd, p.file, 'doc-refused', { SECKILL_USER_SECRET: USER_SECRET, ...env });
         const r = await call(srv.url, 'GET', '/api/me/orders', { token });
         assert.equal(r.status, 401, r.text);
