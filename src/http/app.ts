@@ -11,6 +11,8 @@ import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
 import { registerShedding } from './shedding.js';
 import { fastRefusal } from './fast-refusals.js';
+import { BUY_ROUTE, countAnswer } from './outcomes.js';
+import { BuyService } from '../services/buy.js';
 import swagger from '@fastify/swagger';
 import { openApiOptions, openApiRoute } from './openapi.js';
 
@@ -23,8 +25,6 @@ declare module 'fastify' {
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any -- fastify's server generics are not ours to pin
 
-const BUY_ROUTE = '/api/sales/:saleId/buy/:path';
-
 /**
  * Routes outside the per-address limit: health probes (a balancer's checks come from one
  * address) and the static pages and assets (prebuilt buffers, cacheable by a CDN). Every other
@@ -33,6 +33,9 @@ const BUY_ROUTE = '/api/sales/:saleId/buy/:path';
 const UNLIMITED_ROUTES = new Set(['/healthz', '/readyz', '/', '/admin', '/sales/:saleId', '/assets/:file']);
 
 export function buildApp(services: Services): App {
+  // The buy use case, shared by the raw fast path and the buying routes.
+  const buying = new BuyService(services);
+  const fastPath = { buying, metrics: services.metrics, sales: services.sales };
   const app = Fastify({
     loggerInstance: services.log,
     // Per-request log lines would cost more than the refusals they describe.
@@ -45,7 +48,7 @@ export function buildApp(services: Services): App {
     // Buys that cannot succeed (sold out, not started, over, paused) are answered before fastify.
     serverFactory: (handler) => {
       const server = http.createServer((req, res) => {
-        if (!fastRefusal(services, req, res)) handler(req, res);
+        if (!fastRefusal(fastPath, req, res)) handler(req, res);
       });
       // A custom server skips fastify's keep-alive default, leaving Node's 5 s: a balancer that
       // keeps idle connections for 60 s would then meet closed sockets (sporadic 502s).
@@ -95,11 +98,8 @@ export function buildApp(services: Services): App {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const outcome = request.outcome || (reply.statusCode < 400 ? 'ok' : String(reply.statusCode));
-    services.metrics.countRequest(route, outcome);
-    if (route === BUY_ROUTE) {
-      const saleId = (request.params as { saleId?: string }).saleId;
-      if (saleId && services.sales.get(saleId)) services.metrics.countBuy(saleId, outcome, reply.elapsedTime);
-    }
+    const saleId = route === BUY_ROUTE ? (request.params as { saleId?: string }).saleId : undefined;
+    countAnswer(services, route, saleId, outcome, reply.elapsedTime);
   });
 
   registerShedding(app, services);
@@ -107,7 +107,8 @@ export function buildApp(services: Services): App {
   app.register(swagger, openApiOptions());
   app.register(openApiRoute);
   app.register(publicRoutes(services));
-  app.register(buyingRoutes(services));
+  const { auth, orders, switches, secrets, config } = services;
+  app.register(buyingRoutes({ auth, orders, switches, secrets, config, buying }));
   app.register(adminRoutes(services));
   app.register(opsRoutes(services));
   app.register(pagesRoutes(services));

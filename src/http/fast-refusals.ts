@@ -1,57 +1,72 @@
 import http from 'node:http';
-import { ERROR_STATUS, PRESERIALIZED, type ErrorCode } from '../domain/errors.js';
-import { windowRefusal } from '../domain/sale.js';
-import type { Services } from '../wiring/services.js';
+import { ERROR_STATUS, PRESERIALIZED } from '../domain/errors.js';
+import type { FunnelStep, PublicRefusal } from '../gateway/funnel.js';
+import type { BuyService } from '../services/buy.js';
+import { BUY_ROUTE, PATH_ROUTE, countAnswer, type OutcomeDeps } from './outcomes.js';
 
 const BUY = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/buy\/[^/?#]{1,256}$/;
 const PATH = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/path$/;
-const BUY_ROUTE = '/api/sales/:saleId/buy/:path';
-const PATH_ROUTE = '/api/sales/:saleId/path';
 /** Larger bodies go through fastify, which refuses them with 413 before reading them all. */
 const MAX_DRAINED_BODY = 16 * 1024;
 
+/** The refusals this path may give: the funnel's public ones for a sale known here. */
+type FastCode = Exclude<PublicRefusal, 'not_found'>;
+interface Prebuilt {
+  status: number;
+  headers: http.OutgoingHttpHeaders;
+  body: Buffer;
+}
+
+function prebuilt(code: FastCode): Prebuilt {
+  const body = Buffer.from(PRESERIALIZED[code]);
+  const headers: http.OutgoingHttpHeaders = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': body.length,
+    'x-content-type-options': 'nosniff',
+  };
+  if (code === 'busy') headers['retry-after'] = '5';
+  return { status: ERROR_STATUS[code], headers, body };
+}
+
 /** Head and body of each refusal, built once. */
-const PREBUILT = new Map<ErrorCode, { status: number; headers: http.OutgoingHttpHeaders; body: Buffer }>(
-  (['sold_out', 'not_started', 'ended', 'paused', 'busy'] as const).map((code) => {
-    const body = Buffer.from(PRESERIALIZED[code]);
-    const headers: http.OutgoingHttpHeaders = {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': body.length,
-      'x-content-type-options': 'nosniff',
-    };
-    if (code === 'busy') headers['retry-after'] = '5';
-    return [code, { status: ERROR_STATUS[code], headers, body }];
-  }),
-);
+const PREBUILT: Record<FastCode, Prebuilt> = {
+  sold_out: prebuilt('sold_out'),
+  not_started: prebuilt('not_started'),
+  ended: prebuilt('ended'),
+  paused: prebuilt('paused'),
+  busy: prebuilt('busy'),
+};
+
+export interface FastPathDeps extends OutcomeDeps {
+  buying: Pick<BuyService, 'localRefusal'>;
+}
 
 /**
  * The cheapest refusal first (docs/design.md, "the funnel"): during a flash sale nearly every
  * request is a buy that cannot succeed — the sale is sold out, not started, over or paused, or
  * the operators refuse all buys. Those facts are public and known in memory, so such a request
  * is answered here, from the raw request line, before fastify parses or validates anything,
- * with a body built once. Everything else (and anything odd: unknown sale, large body) goes on
- * to fastify unchanged.
+ * with a body built once. The checks are the funnel's public ones (src/gateway/funnel.ts), the
+ * same the routes run. Everything else (and anything odd: unknown sale, large body) goes on to
+ * fastify unchanged.
  */
-export function fastRefusal(s: Services, req: http.IncomingMessage, res: http.ServerResponse): boolean {
+export function fastRefusal(d: FastPathDeps, req: http.IncomingMessage, res: http.ServerResponse): boolean {
   if (req.method !== 'POST') return false;
   const url = req.url ?? '';
-  let route: string;
+  let step: FunnelStep;
   let m = BUY.exec(url);
-  if (m) route = BUY_ROUTE;
-  else if ((m = PATH.exec(url))) route = PATH_ROUTE;
+  if (m) step = 'buy';
+  else if ((m = PATH.exec(url))) step = 'path';
   else return false;
   if (Number(req.headers['content-length'] ?? 0) > MAX_DRAINED_BODY) return false;
-  const sale = s.sales.get(m[1]);
-  if (!sale) return false;
-  let code: ErrorCode | null = s.switches.refuseBuys ? 'busy' : windowRefusal(sale, Date.now());
-  if (!code && route === BUY_ROUTE && s.refusals.isSoldOut(sale.id)) code = 'sold_out';
-  if (!code) return false;
+  const saleId = m[1];
+  const code = d.buying.localRefusal(step, saleId, Date.now());
+  if (code === null) return false;
 
-  const answer = PREBUILT.get(code)!;
+  const answer = PREBUILT[code];
   req.resume(); // drain the (small) body; keep-alive goes on
   res.writeHead(answer.status, answer.headers);
   res.end(answer.body);
-  s.metrics.countRequest(route, code);
-  if (route === BUY_ROUTE) s.metrics.countBuy(sale.id, code, 0);
+  countAnswer(d, step === 'buy' ? BUY_ROUTE : PATH_ROUTE, saleId, code, 0);
   return true;
 }

@@ -12,7 +12,7 @@ const SHEDDABLE = new Set(['/api/sales/:saleId/buy/:path', '/api/sales/:saleId/p
  * writer's backlog passes its bound, new buys get 503 busy with Retry-After before any work is
  * done, so the backlog cannot grow without limit and accepted requests keep a bounded latency.
  */
-export function registerShedding(app: App, s: Services): void {
+export function registerShedding(app: App, s: Pick<Services, 'config' | 'writer' | 'metrics'>): void {
   const c = s.config;
   app.register(underPressure, {
     sampleInterval: 100,

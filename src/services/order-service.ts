@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { SeckillError } from '../domain/errors.js';
 import { isStorableLine } from '../domain/stored-text.js';
-import type { Order } from '../domain/order.js';
+import type { Order, OrderStatus } from '../domain/order.js';
 import type { StockEngine } from '../engine/stock-engine.js';
-import type { RecordStore } from '../stores/record-store.js';
+import type { OrderPage, RecordStore } from '../stores/record-store.js';
 import type { Transition } from '../domain/transition.js';
 
 /** The expiry sweep sets an order it could not expire aside for this long (failed / not changed). */
@@ -49,6 +49,26 @@ export class OrderService {
       throw new SeckillError('forbidden', 'This order belongs to another user.');
     }
     return order;
+  }
+
+  /** The order with its authoritative status (the engine's), or null; no owner check: the caller made it. */
+  find(orderId: string): Promise<Order | null> {
+    return this.engine.getOrder(orderId);
+  }
+
+  /** A user's orders, from the database of record. */
+  ofUser(userId: string): Promise<Order[]> {
+    return this.repo.ordersOfUser(userId);
+  }
+
+  /** Operators: one page of a sale's orders. */
+  list(saleId: string, status: OrderStatus | undefined, after: string | undefined, limit: number): Promise<OrderPage> {
+    return this.repo.listOrders(saleId, status, after, limit);
+  }
+
+  /** Operators: every order of a sale, streamed (the CSV export). */
+  iterate(saleId: string, status: OrderStatus | undefined): AsyncIterable<Order> {
+    return this.repo.iterateOrders(saleId, status);
   }
 
   async pay(orderId: string, actor: Actor, paymentRef: string, now = Date.now(), attempt = 0): Promise<Order> {

@@ -63,6 +63,21 @@ export class SaleService {
     return this.sales.get(saleId);
   }
 
+  /** Units left as this process last saw them (no I/O). */
+  available(saleId: string): number {
+    return this.engine.available(saleId);
+  }
+
+  /** Units left, asked of the engine now. */
+  availableNow(saleId: string): Promise<number> {
+    return this.engine.availableNow(saleId);
+  }
+
+  /** Order records of this sale decided but not yet in the database of record (distributed mode). */
+  pendingWrites(saleId: string): Promise<number> {
+    return this.engine.pendingWrites(saleId);
+  }
+
   /** A sale this process may not have heard of yet (created on another process a moment ago). */
   async find(saleId: string): Promise<Sale | undefined> {
     const known = this.sales.get(saleId);

@@ -24,13 +24,16 @@ async function* csvRows(orders: AsyncIterable<Order>): AsyncIterable<string> {
   }
 }
 
-export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
+/** What the operators' routes use. */
+export type AdminDeps = Pick<Services, 'auth' | 'sales' | 'orders' | 'switches' | 'setSwitches' | 'totals' | 'metrics'>;
+
+export function adminRoutes(s: AdminDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.addHook('onRequest', async (req) => {
       s.auth.requireAdmin(Auth.bearer(req.headers.authorization));
     });
 
-    const view = (sale: Sale) => saleAdmin(sale, Date.now(), s.engine.available(sale.id));
+    const view = (sale: Sale) => saleAdmin(sale, Date.now(), s.sales.available(sale.id));
     const find = async (saleId: string) => {
       const sale = s.sales.get(saleId) ?? (await s.sales.find(saleId));
       if (!sale) throw new SeckillError('not_found', 'No such sale.');
@@ -59,8 +62,8 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
       const sale = (await find(req.params.saleId));
       const [t, available, pendingWrites, requests] = await Promise.all([
         s.totals.read(sale.id),
-        s.engine.availableNow(sale.id),
-        s.engine.pendingWrites(sale.id),
+        s.sales.availableNow(sale.id),
+        s.sales.pendingWrites(sale.id),
         s.metrics.allSaleRequests(sale.id),
       ]);
       return {
@@ -92,11 +95,11 @@ export function adminRoutes(s: Services): FastifyPluginAsyncTypebox {
       if ((req.headers.accept ?? '').includes('text/csv')) {
         reply.header('content-type', 'text/csv; charset=utf-8');
         reply.header('content-disposition', `attachment; filename="orders-${sale.id}.csv"`);
-        return reply.send(Readable.from(csvRows(s.repo.iterateOrders(sale.id, status))));
+        return reply.send(Readable.from(csvRows(s.orders.iterate(sale.id, status))));
       }
       const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
       if (limit < 1 || limit > 1000) throw new SeckillError('bad_request', 'limit must be 1-1000.');
-      const page = await s.repo.listOrders(sale.id, status, after, limit);
+      const page = await s.orders.list(sale.id, status, after, limit);
       return { orders: page.orders.map(orderJson), next: page.next };
     });
   };

@@ -2,55 +2,39 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SeckillError } from '../../domain/errors.js';
 import { orderJson, type Order } from '../../domain/order.js';
-import { iso, windowRefusal } from '../../domain/sale.js';
+import { iso } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
-import { isOrderPath, orderPath } from '../../gateway/order-path.js';
+import type { BuyService } from '../../services/buy.js';
 import type { Actor } from '../../services/order-service.js';
 import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
 import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, SaleIdParams } from '../schemas.js';
 
-export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
+/** What the buying routes use: the buy use case, identity, the orders, and two settings. */
+export type BuyingDeps = Pick<Services, 'auth' | 'orders' | 'switches' | 'secrets' | 'config'> & {
+  buying: Pick<BuyService, 'path' | 'buy'>;
+};
+
+/** The operators' "refuse all buys" switch answers with a longer Retry-After than other busy answers. */
+const SWITCH_RETRY_AFTER = 5;
+
+export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
   /** Open order-event streams per user. */
   const openStreams = new Map<string, number>();
 
   return async (app) => {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
-      if (s.switches.refuseBuys) return refuse(req, reply, 'busy', 5);
-      const sale = s.sales.get(req.params.saleId) ?? (await s.sales.find(req.params.saleId));
-      if (!sale) return refuse(req, reply, 'not_found');
-      const closed = windowRefusal(sale, Date.now());
-      if (closed) return refuse(req, reply, closed);
-      const userId = s.auth.user(bearer(req));
-      if (s.userLimit.enabled) await s.userLimit.take(userId);
+      const result = await s.buying.path(req.params.saleId, bearer(req));
+      if (!result.ok) return refuse(req, reply, result.refusal, result.refusal === 'busy' ? SWITCH_RETRY_AFTER : undefined);
       reply.header('cache-control', 'no-store');
-      return { path: orderPath(sale, userId) };
+      return { path: result.path };
     });
 
     app.post('/api/sales/:saleId/buy/:path', { schema: { params: BuyParams, body: BuyBody } }, async (req, reply) => {
-      // The operators' "refuse all buys" switch: nothing is looked at, nothing changes.
-      if (s.switches.refuseBuys) return refuse(req, reply, 'busy', 5);
       const { saleId, path } = req.params;
-      const sale = s.sales.get(saleId) ?? (await s.sales.find(saleId));
-      if (!sale) return refuse(req, reply, 'not_found');
-      const now = Date.now();
-      const closed = windowRefusal(sale, now);
-      if (closed) return refuse(req, reply, closed);
-      if (s.refusals.isSoldOut(saleId)) return refuse(req, reply, 'sold_out');
-
-      const userId = s.auth.user(bearer(req));
-      if (s.userLimit.enabled) await s.userLimit.take(userId);
-      if (!isOrderPath(sale, userId, path)) return refuse(req, reply, 'bad_path');
-      if (s.refusals.holdsLimit(saleId, userId)) return refuse(req, reply, 'limit_reached');
-      const quantity = req.body?.quantity ?? 1;
-      if (quantity > sale.perUserLimit) return refuse(req, reply, 'limit_reached');
-
-      const result = await s.engine.reserve(sale, userId, quantity, now);
-      if (result.available <= 0) s.signals.soldOut(saleId);
-      if (result.held >= sale.perUserLimit) s.refusals.markAtLimit(saleId, userId);
-      if (!result.ok) return refuse(req, reply, result.refusal);
-      s.metrics.countReservation(saleId);
+      const result = await s.buying.buy({ saleId, path, token: bearer(req), quantity: req.body?.quantity ?? 1 });
+      if (!result.ok) return refuse(req, reply, result.refusal, result.refusal === 'busy' ? SWITCH_RETRY_AFTER : undefined);
       const { order } = result;
       reply.code(202);
       return { orderId: order.orderId, status: order.status, quantity: order.quantity, expiresAt: iso(order.expiresAt) };
@@ -63,7 +47,7 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
 
     app.get('/api/me/orders', async (req) => {
       const userId = s.auth.user(bearer(req));
-      const orders = await s.repo.ordersOfUser(userId);
+      const orders = await s.orders.ofUser(userId);
       return { orders: orders.map(orderJson) };
     });
 
@@ -107,7 +91,7 @@ export function buyingRoutes(s: Services): FastifyPluginAsyncTypebox {
 const TERMINAL = new Set(['paid', 'expired', 'cancelled']);
 
 /** Server-sent events: the current state at once, then one event per change; ends at a final state. */
-function streamOrderEvents(s: Services, orderId: string, current: Order, req: FastifyRequest, reply: FastifyReply, closed: () => void): void {
+function streamOrderEvents(s: Pick<Services, 'orders'>, orderId: string, current: Order, req: FastifyRequest, reply: FastifyReply, closed: () => void): void {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -140,7 +124,7 @@ function streamOrderEvents(s: Services, orderId: string, current: Order, req: Fa
   s.orders.events.on(orderId, listener);
   req.raw.on('close', cleanup);
   if (send(current)) cleanup();
-  // A change between the read and the subscription is caught by re-reading once, from the engine:
-  // its status is the authoritative one (the database of record may lag it in distributed mode).
-  else void s.engine.getOrder(orderId).then((o) => o && listener(o)).catch(() => cleanup());
+  // A change between the read and the subscription is caught by re-reading once, from the engine
+  // (orders.find): its status is the authoritative one (the database of record may lag it in distributed mode).
+  else void s.orders.find(orderId).then((o) => o && listener(o)).catch(() => cleanup());
 }

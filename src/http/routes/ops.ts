@@ -2,7 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Auth } from '../../gateway/auth.js';
 import type { Services } from '../../wiring/services.js';
 
-export function opsRoutes(s: Services): FastifyPluginAsyncTypebox {
+export type OpsDeps = Pick<Services, 'auth' | 'ping' | 'breakers' | 'metrics' | 'config' | 'writer' | 'switches'>;
+
+export function opsRoutes(s: OpsDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/healthz', async () => ({ status: 'ok' }));
 

@@ -15,7 +15,9 @@ const LiveQuery = Type.Object(
 );
 
 /** `GET /api/admin/sales/:saleId/live`: the sale's figures now and per second over the last 5 minutes. */
-export function liveRoutes(s: Services): FastifyPluginAsyncTypebox {
+export type LiveDeps = Pick<Services, 'auth' | 'sales' | 'totals' | 'metrics' | 'writer'>;
+
+export function liveRoutes(s: LiveDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.addHook('onRequest', async (req) => {
       s.auth.requireAdmin(Auth.bearer(req.headers.authorization));
@@ -26,14 +28,14 @@ export function liveRoutes(s: Services): FastifyPluginAsyncTypebox {
       if (!sale) throw new SeckillError('not_found', 'No such sale.');
       const [totals, available, pendingWrites, requests] = await Promise.all([
         s.totals.read(sale.id),
-        s.engine.availableNow(sale.id),
-        s.engine.pendingWrites(sale.id),
+        s.sales.availableNow(sale.id),
+        s.sales.pendingWrites(sale.id),
         s.metrics.allSaleRequests(sale.id),
       ]);
       const now = Date.now();
       reply.header('cache-control', 'no-store');
       return {
-        sale: saleAdmin(sale, now, s.engine.available(sale.id)),
+        sale: saleAdmin(sale, now, s.sales.available(sale.id)),
         serverTime: iso(now),
         stats: { stock: sale.stock, ...totals, available, pendingWrites, requests },
         // quarantined: order records PostgreSQL refused, waiting for an operator (distributed mode).
@@ -61,7 +63,9 @@ const DEMO_TOKEN_TTL_SECONDS = 8 * 3600;
  * Registered only in demo mode (seckill generated its own user secret); otherwise the route does not
  * exist and the shop's own login issues the tokens.
  */
-export function demoRoutes(s: Services): FastifyPluginAsyncTypebox {
+export type DemoDeps = Pick<Services, 'userLimit' | 'secrets'>;
+
+export function demoRoutes(s: DemoDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post('/api/demo/token', { schema: { body: DemoTokenBody } }, async (req, reply) => {
       const { userId } = req.body;

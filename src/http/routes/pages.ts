@@ -7,7 +7,7 @@ import zlib from 'node:zlib';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../wiring/services.js';
-import { demoRoutes, liveRoutes } from './page-api.js';
+import { demoRoutes, liveRoutes, type DemoDeps, type LiveDeps } from './page-api.js';
 
 /**
  * The pages: `/` (sales), `/sales/:saleId` (the sale page) and `/admin` (the operators'
@@ -156,7 +156,9 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 const SALE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const ASSET_NAME = /^[a-z]+\.[0-9a-f]{12}\.(?:js|css)$/;
 
-export function pagesRoutes(s: Services): FastifyPluginAsyncTypebox {
+export type PagesDeps = Pick<Services, 'secrets'> & LiveDeps & DemoDeps;
+
+export function pagesRoutes(s: PagesDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     const web = buildWebBundle({ demo: s.secrets.demo });
 

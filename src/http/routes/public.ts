@@ -4,11 +4,13 @@ import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
 import { SaleIdParams } from '../schemas.js';
 
-export function publicRoutes(s: Services): FastifyPluginAsyncTypebox {
+export type PublicDeps = Pick<Services, 'sales' | 'refusals'>;
+
+export function publicRoutes(s: PublicDeps): FastifyPluginAsyncTypebox {
   // Units left as this process knows them. The sold-out flag counts too: distributed, it comes at
   // once from the process that sold the last unit (pub/sub), while the engine's local figure only
   // follows at its next refresh; buys are already refused by that flag, the status must agree.
-  const left = (saleId: string) => (s.refusals.isSoldOut(saleId) ? 0 : s.engine.available(saleId));
+  const left = (saleId: string) => (s.refusals.isSoldOut(saleId) ? 0 : s.sales.available(saleId));
 
   return async (app) => {
     app.get('/api/time', async (_req, reply) => {
