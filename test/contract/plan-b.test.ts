@@ -8,18 +8,13 @@
 //   hold. Latencies are reported, not asserted: a loaded 2-core CI machine cannot keep a latency
 //   bound (the benchmark measures them, `seckill bench`).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { freePort } from '../support/cluster.js';
-import { alive, kill9, killTracked, timedCall, track, until } from '../support/distributed.js';
-import { ADMIN_KEY, USER_SECRET, agent, buy, checkInvariants, readOrders, saleBody, startTestServer, tempDir, userToken, type Reply } from '../support/server.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { timedCall } from '../support/client.js';
+import { alive, childEnv, kill9, killTracked, launchSeckill, until } from '../support/launcher.js';
+import { ADMIN_KEY, agent, buy, checkInvariants, readOrders, saleBody, startTestServer, tempDir, userToken, type Reply } from '../support/server.js';
 
 after(killTracked);
 
@@ -146,42 +141,17 @@ interface Shot {
 test('overload: thousands of concurrent buyers; sheds with 503 busy, bounded memory, alive, invariants', { timeout: 240_000 }, async (t) => {
   const started = Date.now();
   const dataDir = tempDir('seckill-overload-');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const env: Record<string, string | undefined> = {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      SECKILL_DATA_DIR: dataDir,
-      SECKILL_ADMIN_KEY: ADMIN_KEY,
-      SECKILL_USER_SECRET: USER_SECRET,
-      SECKILL_RATE_PER_IP: '0',
-      SECKILL_RATE_PER_USER: '0',
-      SECKILL_DEMO_SALE: 'false',
-      SECKILL_MAX_EVENT_LOOP_DELAY_MS: '20',
-      LOG_LEVEL: 'warn',
-  };
-  // Embedded mode, whatever the environment of the test run says.
-  delete env.REDIS_URL;
-  delete env.DATABASE_URL;
-  const child = spawn(process.execPath, ['bin/seckill.mjs', 'start'], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // Embedded mode, whatever the environment of the test run says; shedding on a low event-loop delay.
+  const { child, url, output } = await launchSeckill({
+    env: childEnv({ SECKILL_DATA_DIR: dataDir, SECKILL_MAX_EVENT_LOOP_DELAY_MS: '20', REDIS_URL: undefined, DATABASE_URL: undefined }),
+    timeoutMs: PATIENCE_MS,
+    requestMs: 5000,
   });
-  track(child);
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
   // Many connections: the server must see the storm, not a client-side queue.
   const CONCURRENCY = 2000;
   // Idle connections dropped after 1 s, before seckill closes them (see test/helpers.ts `agent`).
   const storm = new Agent({ connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000, connect: { timeout: PATIENCE_MS } });
   try {
-    await until('seckill listening', async () => {
-      if (!alive(child)) throw new Error(`seckill exited: ${output.join('')}`);
-      return (await timedCall(url, 'GET', '/readyz', {}, 5000).catch(() => null))?.status === 200;
-    }, PATIENCE_MS, 50);
     const STOCK = 1_000_000;
     const created = await timedCall(url, 'POST', '/api/admin/sales', { token: ADMIN_KEY, body: saleBody({ stock: STOCK, perUserLimit: 1 }) }, PATIENCE_MS);
     assert.equal(created.status, 201, created.text);

@@ -3,21 +3,17 @@
 // database of record after every restart. The sale and the data dir live across all rounds,
 // so every restart also has to rebuild stock and per-user holdings from the database.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { checkOrderInvariants } from '../../src/bench/invariants.js';
+import { childEnv, kill9, killTracked, launchSeckill, type Proc } from '../support/launcher.js';
 import {
   ADMIN_KEY,
-  USER_SECRET,
   agent,
   buy,
   call,
-  checkInvariants,
+  orderFacts,
   readOrders,
   saleBody,
   tempDir,
@@ -25,8 +21,6 @@ import {
   type OrderRow,
   type Reply,
 } from '../support/server.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const STOCK = 2000;
 const LIMIT = 2;
@@ -42,103 +36,12 @@ const REFUSALS = new Set(['sold_out', 'limit_reached', 'busy']);
 // ---------------------------------------------------------------------------------------------
 // The server as a child process
 
-interface Child {
-  proc: ChildProcess;
-  base: string;
-  exited: Promise<void>;
-  /** Tail of the child's stdout + stderr, for failure messages. */
-  output(): string;
-}
-
-const children = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const c of children) c.kill('SIGKILL');
-}
-// Belt and braces: never leave a server behind, even if the runner dies between hooks.
-process.once('exit', killAll);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function spawnServer(dataDir: string): Promise<Child> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, ['bin/seckill.mjs', 'start'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      SECKILL_DATA_DIR: dataDir,
-      SECKILL_ADMIN_KEY: ADMIN_KEY,
-      SECKILL_USER_SECRET: USER_SECRET,
-      SECKILL_RATE_PER_IP: '0',
-      SECKILL_RATE_PER_USER: '0',
-      SECKILL_DEMO_SALE: 'false',
-      SECKILL_MAX_EVENT_LOOP_DELAY_MS: '0', // the storm shares two cores: no shedding on loop delay here
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(proc);
-  let out = '';
-  const keep = (chunk: Buffer) => {
-    out = (out + chunk.toString()).slice(-8000);
-  };
-  proc.stdout?.on('data', keep);
-  proc.stderr?.on('data', keep);
-  let exit: string | null = null;
-  const exited = new Promise<void>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      exit = `code ${code}, signal ${signal}`;
-      children.delete(proc);
-      resolve();
-    });
-  });
-  const base = `http://127.0.0.1:${port}`;
-  // Generous: a loaded 2-core CI machine has taken 30 s to start a process; only a hang must fail.
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (exit !== null) throw new Error(`server exited before it was ready (${exit}):\n${out}`);
-    try {
-      const r = await call(base, 'GET', '/healthz');
-      if (r.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`server not healthy after 120 s:\n${out}`);
-    }
-    await sleep(20);
-  }
-  return { proc, base, exited, output: () => out };
-}
-
-/** Start on the same data dir; a port taken between probe and bind gets another try. */
-async function startServer(dataDir: string): Promise<Child> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await spawnServer(dataDir);
-    } catch (err) {
-      if (attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
-    }
-  }
-}
-
-async function kill9(c: Child): Promise<void> {
-  c.proc.kill('SIGKILL');
-  await c.exited;
+/**
+ * Started as an operator would, on the sale's data dir, ready when /healthz answers. The storm
+ * shares two cores: no shedding on event-loop delay (the launcher's default).
+ */
+function startServer(dataDir: string): Promise<Proc> {
+  return launchSeckill({ env: childEnv({ SECKILL_DATA_DIR: dataDir }), path: '/healthz', everyMs: 20 });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +113,7 @@ function bodyOf(r: Reply): { orderId?: string; status?: string; quantity?: numbe
 }
 
 /** `CONCURRENCY` loops, each doing path + buy as a browser would, until stopped. */
-async function runLoad(server: Child, ledger: Ledger, o: LoadOptions): Promise<LoadResult> {
+async function runLoad(server: Proc, ledger: Ledger, o: LoadOptions): Promise<LoadResult> {
   const res: LoadResult = { acked: [], refusals: {}, unknown: 0, buysSent: 0, killed: false, killAtMs: 0, firstBuyMs: 0, inflightAtKill: [], unexpected: [] };
   const inflight = new Set<Attempt>();
   let stop = false;
@@ -226,7 +129,7 @@ async function runLoad(server: Child, ledger: Ledger, o: LoadOptions): Promise<L
       res.killed = true;
       res.killAtMs = Math.round(performance.now() - t0);
       res.inflightAtKill = [...inflight];
-      server.proc.kill('SIGKILL');
+      server.child.kill('SIGKILL');
     }, o.killAfterMs);
   };
 
@@ -236,7 +139,7 @@ async function runLoad(server: Child, ledger: Ledger, o: LoadOptions): Promise<L
       const token = ledger.token(userId);
       let p: Reply;
       try {
-        p = await call(server.base, 'POST', `/api/sales/${o.saleId}/path`, { token });
+        p = await call(server.url, 'POST', `/api/sales/${o.saleId}/path`, { token });
       } catch {
         return; // the server is gone
       }
@@ -250,7 +153,7 @@ async function runLoad(server: Child, ledger: Ledger, o: LoadOptions): Promise<L
       res.buysSent++;
       let r: Reply;
       try {
-        r = await call(server.base, 'POST', `/api/sales/${o.saleId}/buy/${(p.body as { path: string }).path}`, {
+        r = await call(server.url, 'POST', `/api/sales/${o.saleId}/buy/${(p.body as { path: string }).path}`, {
           token,
           body: { quantity: a.quantity },
         });
@@ -307,25 +210,12 @@ async function adminStats(base: string, saleId: string): Promise<Stats> {
   return (r.body as { stats: Stats }).stats;
 }
 
-function unitsByStatus(rows: OrderRow[]): Record<Status, number> {
-  const u: Record<Status, number> = { reserved: 0, paid: 0, cancelled: 0, expired: 0 };
-  for (const r of rows) u[r.status as Status] += r.quantity;
-  return u;
-}
-
 /** Invariants 1 and 2 from the rows, and the admin stats agree with the rows (invariant 1). */
 async function checkDbAndStats(base: string, dataDir: string, saleId: string, where: string): Promise<{ rows: OrderRow[]; held: number; perUser: Map<string, number>; stats: Stats }> {
   const rows = readOrders(dataDir, saleId);
-  const { held, perUser } = checkInvariants(rows, STOCK, LIMIT);
   const stats = await adminStats(base, saleId);
-  const u = unitsByStatus(rows);
-  assert.equal(stats.stock, STOCK, `${where}: stats.stock`);
-  assert.equal(stats.reserved, u.reserved, `${where}: stats.reserved vs rows`);
-  assert.equal(stats.paid, u.paid, `${where}: stats.paid vs rows`);
-  assert.equal(stats.cancelled, u.cancelled, `${where}: stats.cancelled vs rows`);
-  assert.equal(stats.expired, u.expired, `${where}: stats.expired vs rows`);
-  assert.equal(stats.available, STOCK - stats.reserved - stats.paid, `${where}: available = stock − reserved − paid`);
-  assert.equal(held, stats.reserved + stats.paid, `${where}: held units`);
+  const { failures, held, perUser } = checkOrderInvariants({ stock: STOCK, perUserLimit: LIMIT, orders: orderFacts(rows), counts: stats });
+  assert.deepEqual(failures, [], `${where}: invariants 1–2, stats against the rows`);
   return { rows, held, perUser, stats };
 }
 
@@ -334,60 +224,52 @@ async function checkDbAndStats(base: string, dataDir: string, saleId: string, wh
  * row without a 202 matches a buy that was in flight at the kill, and its buyer finds it
  * (invariant 4); every order is in the state the test left it in (invariant 5).
  */
-async function checkAfterRestart(server: Child, ledger: Ledger, dataDir: string, saleId: string, round: number, load: LoadResult): Promise<{ rows: number; newUnacked: number; held: number; available: number }> {
+async function checkAfterRestart(server: Proc, ledger: Ledger, dataDir: string, saleId: string, round: number, load: LoadResult): Promise<{ rows: number; newUnacked: number; held: number; available: number }> {
   const where = `round ${round} after restart`;
-  const { rows, held, stats } = await checkDbAndStats(server.base, dataDir, saleId, where);
-  const byId = new Map(rows.map((r) => [r.order_id, r]));
-
-  for (const a of ledger.acked.values()) {
-    const row = byId.get(a.orderId);
-    assert.ok(row, `${where}: order ${a.orderId} got a 202 in round ${a.round} but has no row`);
-    assert.equal(row.user_id, a.userId, `${where}: user of ${a.orderId}`);
-    assert.equal(row.quantity, a.quantity, `${where}: quantity of ${a.orderId}`);
-  }
-
-  const fresh = rows.filter((r) => !ledger.acked.has(r.order_id) && !ledger.unacked.has(r.order_id));
-  assert.ok(
-    fresh.length <= load.inflightAtKill.length,
-    `${where}: ${fresh.length} rows without a 202, but only ${load.inflightAtKill.length} buys were in flight at the kill`,
-  );
-  const candidates = [...load.inflightAtKill];
-  for (const row of fresh) {
-    const i = candidates.findIndex((a) => a.userId === row.user_id && a.quantity === row.quantity);
-    assert.ok(i >= 0, `${where}: row ${row.order_id} (${row.user_id}, quantity ${row.quantity}) has no 202 and matches no buy in flight at the kill`);
-    candidates.splice(i, 1);
-    const me = await call(server.base, 'GET', '/api/me/orders', { token: ledger.token(row.user_id) });
+  const { rows, held, stats } = await checkDbAndStats(server.url, dataDir, saleId, where);
+  const accepted = [...ledger.acked.values()].map((a) => ({ orderId: a.orderId, userId: a.userId, quantity: a.quantity }));
+  const { failures, unacked } = checkOrderInvariants({
+    stock: STOCK,
+    perUserLimit: LIMIT,
+    orders: orderFacts(rows),
+    accepted,
+    unanswered: load.inflightAtKill,
+    accountedFor: ledger.unacked,
+  });
+  assert.deepEqual(failures, [], `${where}: every 202 has its row; every row without one matches a buy in flight at the kill`);
+  for (const row of unacked) {
+    const me = await call(server.url, 'GET', '/api/me/orders', { token: ledger.token(row.userId) });
     assert.equal(me.status, 200, me.text);
     const mine = (me.body as { orders: { orderId: string }[] }).orders;
-    assert.ok(mine.some((x) => x.orderId === row.order_id), `${where}: ${row.user_id} does not find unacknowledged order ${row.order_id}`);
-    ledger.unacked.add(row.order_id);
+    assert.ok(mine.some((x) => x.orderId === row.orderId), `${where}: ${row.userId} does not find unacknowledged order ${row.orderId}`);
+    ledger.unacked.add(row.orderId);
   }
 
   for (const row of rows) {
     assert.equal(row.status, ledger.expected(row.order_id), `${where}: status of ${row.order_id}`);
   }
-  return { rows: rows.length, newUnacked: fresh.length, held, available: stats.available };
+  return { rows: rows.length, newUnacked: unacked.length, held, available: stats.available };
 }
 
 /** Users holding units must still be limited by the restarted engine (holdings rebuilt from the DB). */
-async function probeLimits(server: Child, ledger: Ledger, saleId: string, perUser: Map<string, number>, where: string): Promise<void> {
+async function probeLimits(server: Proc, ledger: Ledger, saleId: string, perUser: Map<string, number>, where: string): Promise<void> {
   const full = [...perUser].filter(([, q]) => q >= LIMIT).slice(0, 3);
   const half = [...perUser].filter(([, q]) => q === LIMIT - 1).slice(0, 3);
   for (const [userId] of full) {
-    const r = await buy(server.base, saleId, ledger.token(userId), 1);
+    const r = await buy(server.url, saleId, ledger.token(userId), 1);
     assert.equal(r.status, 409, `${where}: ${userId} holds ${LIMIT} and bought again: ${r.status} ${r.text}`);
     assert.equal(bodyOf(r).error?.code, 'limit_reached', `${where}: ${r.text}`);
   }
   for (const [userId] of half) {
     // Not memoised as "at limit": only the engine's rebuilt holdings can refuse this one.
-    const r = await buy(server.base, saleId, ledger.token(userId), LIMIT);
+    const r = await buy(server.url, saleId, ledger.token(userId), LIMIT);
     assert.equal(r.status, 409, `${where}: ${userId} holds ${LIMIT - 1} and got ${LIMIT} more: ${r.status} ${r.text}`);
     assert.equal(bodyOf(r).error?.code, 'limit_reached', `${where}: ${r.text}`);
   }
 }
 
 /** Cancel two reservations and pay one: stock returns exactly once, and only from `reserved`. */
-async function cancelAndPay(server: Child, ledger: Ledger, dataDir: string, saleId: string, round: number): Promise<number> {
+async function cancelAndPay(server: Proc, ledger: Ledger, dataDir: string, saleId: string, round: number): Promise<number> {
   const where = `round ${round} cancel/pay`;
   const admin = { token: ADMIN_KEY };
   const reserved = [...ledger.acked.values()].filter((a) => ledger.expected(a.orderId) === 'reserved');
@@ -395,39 +277,39 @@ async function cancelAndPay(server: Child, ledger: Ledger, dataDir: string, sale
   // Spread over rounds: the oldest reservations have survived the most restarts.
   const [c1, c2, p1] = [reserved[0], reserved[Math.floor(reserved.length / 2)], reserved[reserved.length - 1]];
 
-  const before = (await adminStats(server.base, saleId)).available;
+  const before = (await adminStats(server.url, saleId)).available;
   for (const c of [c1, c2]) {
-    const r = await call(server.base, 'POST', `/api/orders/${c.orderId}/cancel`, admin);
+    const r = await call(server.url, 'POST', `/api/orders/${c.orderId}/cancel`, admin);
     assert.equal(r.status, 200, `${where}: cancel ${r.text}`);
     assert.equal(bodyOf(r).status, 'cancelled');
     ledger.status.set(c.orderId, 'cancelled');
   }
-  const afterCancel = (await adminStats(server.base, saleId)).available;
+  const afterCancel = (await adminStats(server.url, saleId)).available;
   assert.equal(afterCancel, before + c1.quantity + c2.quantity, `${where}: stock returned by two cancels`);
   for (const c of [c1, c2]) {
-    const r = await call(server.base, 'POST', `/api/orders/${c.orderId}/cancel`, admin);
+    const r = await call(server.url, 'POST', `/api/orders/${c.orderId}/cancel`, admin);
     assert.equal(r.status, 200, `${where}: second cancel ${r.text}`);
     assert.equal(bodyOf(r).status, 'cancelled');
   }
-  assert.equal((await adminStats(server.base, saleId)).available, afterCancel, `${where}: a second cancel returned stock again`);
+  assert.equal((await adminStats(server.url, saleId)).available, afterCancel, `${where}: a second cancel returned stock again`);
 
   const ref = `crash-round-${round}`;
-  const paid = await call(server.base, 'POST', `/api/orders/${p1.orderId}/pay`, { ...admin, body: { paymentRef: ref } });
+  const paid = await call(server.url, 'POST', `/api/orders/${p1.orderId}/pay`, { ...admin, body: { paymentRef: ref } });
   assert.equal(paid.status, 200, `${where}: pay ${paid.text}`);
   assert.equal(bodyOf(paid).status, 'paid');
   ledger.status.set(p1.orderId, 'paid');
-  const again = await call(server.base, 'POST', `/api/orders/${p1.orderId}/pay`, { ...admin, body: { paymentRef: ref } });
+  const again = await call(server.url, 'POST', `/api/orders/${p1.orderId}/pay`, { ...admin, body: { paymentRef: ref } });
   assert.equal(again.status, 200, `${where}: idempotent pay ${again.text}`);
-  const cancelPaid = await call(server.base, 'POST', `/api/orders/${p1.orderId}/cancel`, admin);
+  const cancelPaid = await call(server.url, 'POST', `/api/orders/${p1.orderId}/cancel`, admin);
   assert.equal(cancelPaid.status, 409, `${where}: cancelling a paid order: ${cancelPaid.text}`);
-  assert.equal((await adminStats(server.base, saleId)).available, afterCancel, `${where}: paying or refusing to cancel moved stock`);
+  assert.equal((await adminStats(server.url, saleId)).available, afterCancel, `${where}: paying or refusing to cancel moved stock`);
 
   const rows = readOrders(dataDir, saleId);
   const byId = new Map(rows.map((r) => [r.order_id, r]));
   assert.equal(byId.get(c1.orderId)?.status, 'cancelled');
   assert.equal(byId.get(c2.orderId)?.status, 'cancelled');
   assert.equal(byId.get(p1.orderId)?.status, 'paid');
-  await checkDbAndStats(server.base, dataDir, saleId, where);
+  await checkDbAndStats(server.url, dataDir, saleId, where);
   return c1.quantity + c2.quantity;
 }
 
@@ -441,7 +323,7 @@ let dataDir = '';
 let passed = false;
 
 after(async () => {
-  killAll();
+  killTracked();
   await agent.destroy();
   if (passed && dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   else if (dataDir) console.log(`crash test data dir kept for inspection: ${dataDir}`);
@@ -453,7 +335,7 @@ test(`kill -9 under load, ${KILL_ROUNDS + 1} times: every 202 survives, invarian
   const ledger = new Ledger();
   let server = await startServer(dataDir);
 
-  const created = await call(server.base, 'POST', '/api/admin/sales', {
+  const created = await call(server.url, 'POST', '/api/admin/sales', {
     token: ADMIN_KEY,
     body: saleBody({ stock: STOCK, perUserLimit: LIMIT, startsIn: -1000, lasts: 3600_000, paymentWindowSeconds: 3600 }),
   });
@@ -503,10 +385,10 @@ test(`kill -9 under load, ${KILL_ROUNDS + 1} times: every 202 survives, invarian
     assert.deepEqual(load.unexpected, [], `round ${round}: unexpected answers`);
 
     const { available } = await restartAndCheck(round, load, '');
-    const { perUser } = await checkDbAndStats(server.base, dataDir, saleId, `round ${round} probes`);
+    const { perUser } = await checkDbAndStats(server.url, dataDir, saleId, `round ${round} probes`);
     if (available > 0) await probeLimits(server, ledger, saleId, perUser, `round ${round}`);
     await cancelAndPay(server, ledger, dataDir, saleId, round);
-    await checkDbAndStats(server.base, dataDir, saleId, `round ${round} end`);
+    await checkDbAndStats(server.url, dataDir, saleId, `round ${round} end`);
   }
 
   // Last round: sell out completely, then kill during a storm of refused buys.
@@ -520,17 +402,17 @@ test(`kill -9 under load, ${KILL_ROUNDS + 1} times: every 202 survives, invarian
   });
   assert.deepEqual(sellOut.unexpected, [], `round ${last}: unexpected answers while selling out`);
   // A `sold_out` to a 2-unit buy can leave one unit: sell what is left one at a time.
-  for (let i = 0; (await adminStats(server.base, saleId)).available > 0; i++) {
+  for (let i = 0; (await adminStats(server.url, saleId)).available > 0; i++) {
     assert.ok(i < 10, `round ${last}: still not sold out`);
     const userId = newUser(last);
-    const r = await buy(server.base, saleId, ledger.token(userId), 1);
+    const r = await buy(server.url, saleId, ledger.token(userId), 1);
     if (r.status === 202) {
       const orderId = bodyOf(r).orderId;
       assert.ok(orderId);
       ledger.acked.set(orderId, { userId, quantity: 1, orderId, round: last });
     } else assert.equal(bodyOf(r).error?.code, 'sold_out', r.text);
   }
-  const soldOutBefore = await checkDbAndStats(server.base, dataDir, saleId, `round ${last} sold out`);
+  const soldOutBefore = await checkDbAndStats(server.url, dataDir, saleId, `round ${last} sold out`);
   assert.equal(soldOutBefore.held, STOCK, `round ${last}: sold out, yet not all stock is held`);
 
   const storm = await runLoad(server, ledger, {
@@ -553,15 +435,15 @@ test(`kill -9 under load, ${KILL_ROUNDS + 1} times: every 202 survives, invarian
   assert.equal(final.newUnacked, 0, `round ${last}: rows appeared from refused buys`);
 
   // The restarted server knows it is sold out…
-  const pub = await call(server.base, 'GET', `/api/sales/${saleId}`);
+  const pub = await call(server.url, 'GET', `/api/sales/${saleId}`);
   assert.equal((pub.body as { status: string }).status, 'sold_out', pub.text);
-  const late = await buy(server.base, saleId, ledger.token(newUser(last)), 1);
+  const late = await buy(server.url, saleId, ledger.token(newUser(last)), 1);
   assert.equal(late.status, 409, late.text);
   assert.equal(bodyOf(late).error?.code, 'sold_out', late.text);
-  const { perUser } = await checkDbAndStats(server.base, dataDir, saleId, `round ${last} probes`);
+  const { perUser } = await checkDbAndStats(server.url, dataDir, saleId, `round ${last} probes`);
   const holder = [...perUser].find(([, q]) => q >= LIMIT);
   if (holder) {
-    const r = await buy(server.base, saleId, ledger.token(holder[0]), 1);
+    const r = await buy(server.url, saleId, ledger.token(holder[0]), 1);
     assert.equal(r.status, 409, r.text);
   }
 
@@ -570,7 +452,7 @@ test(`kill -9 under load, ${KILL_ROUNDS + 1} times: every 202 survives, invarian
   let resold = 0;
   for (let i = 0; i < returned + 2; i++) {
     const userId = newUser(last);
-    const r = await buy(server.base, saleId, ledger.token(userId), 1);
+    const r = await buy(server.url, saleId, ledger.token(userId), 1);
     if (r.status === 202) {
       const orderId = bodyOf(r).orderId;
       assert.ok(orderId);
@@ -579,11 +461,11 @@ test(`kill -9 under load, ${KILL_ROUNDS + 1} times: every 202 survives, invarian
     } else assert.equal(bodyOf(r).error?.code, 'sold_out', r.text);
   }
   assert.equal(resold, returned, `round ${last}: units sold again after cancelling ${returned}`);
-  const end = await checkDbAndStats(server.base, dataDir, saleId, 'end');
+  const end = await checkDbAndStats(server.url, dataDir, saleId, 'end');
   assert.equal(end.held, STOCK);
   assert.equal(end.stats.available, 0);
 
-  await kill9(server);
+  await kill9(server.child);
   const ms = Math.round(performance.now() - started);
   t.diagnostic(`total: ${ledger.acked.size} orders acknowledged, ${ledger.unacked.size} rows without 202, ${ledger.users.length} users, ${ms} ms`);
   passed = true;

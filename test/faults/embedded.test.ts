@@ -6,21 +6,16 @@
 // - defect 9: a second seckill on the same data dir refuses to start (in-process and as a process),
 //   naming the data dir; the first keeps selling; kill -9 of the holder frees the dir at once.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { loadConfig } from '../../src/config/config.js';
 import { LocalRefusals } from '../../src/gateway/local-refusals.js';
 import { startServer } from '../../src/server.js';
-import { freePort } from '../support/cluster.js';
-import { alive, kill9, killTracked, timedCall, track, until } from '../support/distributed.js';
-import { ADMIN_KEY, USER_SECRET, buy, checkInvariants, readOrders, startTestServer, tempDir, userToken } from '../support/server.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { childEnv, inProcessConfig, kill9, killTracked, launchSeckill, spawnSeckill, until, type Env } from '../support/launcher.js';
+import { freePort } from '../support/ports.js';
+import { buy, checkInvariants, readOrders, startTestServer, tempDir, userToken } from '../support/server.js';
 
 after(killTracked);
 
@@ -111,34 +106,10 @@ test('defect 4: a failed group commit clears the sold-out flag and at-limit memo
   }
 });
 
-function embeddedEnv(dataDir: string, port: number): Record<string, string> {
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    SECKILL_DATA_DIR: dataDir,
-    SECKILL_ADMIN_KEY: ADMIN_KEY,
-    SECKILL_USER_SECRET: USER_SECRET,
-    SECKILL_RATE_PER_IP: '0',
-    SECKILL_RATE_PER_USER: '0',
-    SECKILL_DEMO_SALE: 'false',
-    SECKILL_MAX_EVENT_LOOP_DELAY_MS: '0',
-    LOG_LEVEL: 'warn',
-  };
-  delete env.REDIS_URL;
-  delete env.DATABASE_URL;
-  return env as Record<string, string>;
-}
-
-function startProcess(dataDir: string, port: number) {
-  const child = spawn(process.execPath, ['bin/seckill.mjs', 'start'], { cwd: ROOT, env: embeddedEnv(dataDir, port), stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output, exited, url: `http://127.0.0.1:${port}` };
-}
+/** Embedded mode on `dataDir`, whatever the environment of the test run says. */
+const embedded = (dataDir: string): Env => ({ SECKILL_DATA_DIR: dataDir, REDIS_URL: undefined, DATABASE_URL: undefined });
+/** A process start that must merely come: 30 s, probing /readyz every 100 ms. */
+const READY = { timeoutMs: 30_000, requestMs: 1000, everyMs: 100 };
 
 test('defect 9: a second seckill on the same data dir refuses to start; the first keeps selling; kill -9 frees the dir', { timeout: 90_000 }, async (t) => {
   const dataDir = tempDir('seckill-twice-');
@@ -149,7 +120,7 @@ test('defect 9: a second seckill on the same data dir refuses to start; the firs
     assert.equal((await buy(srv.url, saleId, userToken('u1'))).status, 202);
 
     // In-process (SQLite's locks hold between connections of one process too).
-    const config = loadConfig({ ...embeddedEnv(dataDir, 0), LOG_LEVEL: 'silent' });
+    const config = inProcessConfig(embedded(dataDir));
     await assert.rejects(startServer(config), (err: Error) => {
       assert.match(err.message, /Another seckill process is already running on the data dir/);
       assert.ok(err.message.includes(dataDir), err.message);
@@ -157,7 +128,7 @@ test('defect 9: a second seckill on the same data dir refuses to start; the firs
     });
 
     // As an operator would start it.
-    const second = startProcess(dataDir, await freePort());
+    const second = spawnSeckill({ env: childEnv(embedded(dataDir)), port: await freePort() });
     const code = await second.exited;
     const out = second.output.join('');
     assert.notEqual(code, 0, out);
@@ -178,22 +149,12 @@ test('defect 9: a second seckill on the same data dir refuses to start; the firs
   }
 
   // The lock dies with its process: kill -9, then a new process starts on the dir at once.
-  const port = await freePort();
-  const holderProc = startProcess(dataDir, port);
-  await until('first process ready', async () => {
-    if (!alive(holderProc.child)) throw new Error(`exited: ${holderProc.output.join('')}`);
-    return (await timedCall(holderProc.url, 'GET', '/readyz', {}, 1000).catch(() => null))?.status === 200;
-  }, 30_000, 100);
+  const holderProc = await launchSeckill({ env: childEnv(embedded(dataDir)), ...READY });
   await kill9(holderProc.child);
-  const port2 = await freePort();
-  const next = startProcess(dataDir, port2);
   try {
-    await until('restarted process ready', async () => {
-      if (!alive(next.child)) throw new Error(`exited: ${next.output.join('')}`);
-      return (await timedCall(next.url, 'GET', '/readyz', {}, 1000).catch(() => null))?.status === 200;
-    }, 30_000, 100);
-  } finally {
+    const next = await launchSeckill({ env: childEnv(embedded(dataDir)), ...READY });
     await kill9(next.child);
+  } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -10,18 +10,14 @@
 //   the first keeps selling; when its lock session is killed it refuses buys (busy) only until it
 //   has taken the lock again.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createDatabase, freePort, skipUnlessServices } from '../support/cluster.js';
-import { killTracked, track, until } from '../support/distributed.js';
-import { ADMIN_KEY, USER_SECRET, call, startTestServer, tempDir, userToken, type Reply, type TestServer } from '../support/server.js';
+import { createDatabase, skipUnlessServices } from '../support/cluster.js';
+import { childEnv, killTracked, spawnSeckill, until } from '../support/launcher.js';
+import { freePort } from '../support/ports.js';
+import { ADMIN_KEY, call, startTestServer, tempDir, userToken, type Reply, type TestServer } from '../support/server.js';
 import { FaultProxy } from '../support/fault-proxy.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 after(killTracked);
 
@@ -239,26 +235,13 @@ test('defect 9: a second PostgreSQL-mode seckill on the same database refuses to
     assert.equal((await buyAs('u1')).status, 202);
 
     // A second process, as an operator would start it.
-    const env: Record<string, string | undefined> = {
-      ...process.env,
-      PORT: String(await freePort()),
-      HOST: '127.0.0.1',
-      DATABASE_URL: db.url,
-      SECKILL_DATA_DIR: tempDir('seckill-pgmode-2-'),
-      SECKILL_ADMIN_KEY: ADMIN_KEY,
-      SECKILL_USER_SECRET: USER_SECRET,
-      SECKILL_DEMO_SALE: 'false',
-      LOG_LEVEL: 'warn',
-    };
-    delete env.REDIS_URL;
-    const child = spawn(process.execPath, ['bin/seckill.mjs', 'start'], { cwd: ROOT, env: env as Record<string, string>, stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-    const ended = await Promise.race([exited, sleep(30_000).then(() => 'running' as const)]);
-    if (ended === 'running') child.kill('SIGKILL');
+    const second = spawnSeckill({
+      env: childEnv({ DATABASE_URL: db.url, REDIS_URL: undefined, SECKILL_DATA_DIR: tempDir('seckill-pgmode-2-') }),
+      port: await freePort(),
+    });
+    const ended = await Promise.race([second.exited, sleep(30_000).then(() => 'running' as const)]);
+    if (ended === 'running') second.child.kill('SIGKILL');
+    const out = second.output.join('');
     assert.notEqual(ended, 'running', `the second process started on the same database: ${out}`);
     const code = ended;
     assert.notEqual(code, 0, out);

@@ -1,16 +1,18 @@
 // Distributed-mode test harness: real Redis and PostgreSQL, seckill as child processes.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import net from 'node:net';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { ADMIN_KEY, USER_SECRET, call, tempDir, type OrderRow } from './server.js';
+import { call } from './client.js';
+import { ADMIN_KEY, ROOT, childEnv, launchSeckill, terminate, type Env, type Proc } from './launcher.js';
+import { freePort } from './ports.js';
+import { tempDir, type OrderRow } from './server.js';
+
+export type { Proc } from './launcher.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const PG_ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
 /** Why distributed tests cannot run here, or null when Redis and PostgreSQL answer. */
 export async function servicesUnavailable(): Promise<string | null> {
@@ -69,18 +71,6 @@ export async function createDatabase(): Promise<{ url: string; drop(): Promise<v
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
 export interface ClusterOptions {
   /** Worker processes behind one port (node:cluster). */
   workers?: number;
@@ -91,13 +81,6 @@ export interface ClusterOptions {
   redisUrl?: string;
   /** Data dir of the processes (secrets.json); a fresh temporary one by default. */
   dataDir?: string;
-}
-
-export interface Proc {
-  child: ChildProcess;
-  url: string;
-  port: number;
-  output: string[];
 }
 
 /** seckill in distributed mode: its own database and Redis key prefix, so tests never share state. */
@@ -130,29 +113,16 @@ export class TestCluster {
   }
 
   processEnv(port: number): Record<string, string> {
-    const env: Record<string, string | undefined> = {
-      ...(process.env as Record<string, string>),
+    return childEnv({
       PORT: String(port),
-      HOST: '127.0.0.1',
       REDIS_URL: this.redisUrl,
       DATABASE_URL: this.db.url,
       SECKILL_REDIS_PREFIX: this.prefix,
       SECKILL_ALLOW_VOLATILE_REDIS: '1',
       SECKILL_DATA_DIR: this.dataDir,
-      SECKILL_ADMIN_KEY: ADMIN_KEY,
-      SECKILL_USER_SECRET: USER_SECRET,
-      SECKILL_RATE_PER_IP: '0',
-      SECKILL_RATE_PER_USER: '0',
-      SECKILL_DEMO_SALE: 'false',
       SECKILL_CLAIM_IDLE_MS: '1000',
-      // Several workers and the load generator share two cores here: event-loop delay shedding
-      // would turn the suites' storms into 503s. Tests of shedding set their own thresholds.
-      SECKILL_MAX_EVENT_LOOP_DELAY_MS: '0',
-      LOG_LEVEL: 'warn',
       ...(this.opts.env ?? {}),
-    };
-    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-    return env as Record<string, string>;
+    });
   }
 
   async start(): Promise<this> {
@@ -169,29 +139,13 @@ export class TestCluster {
     return this;
   }
 
-  /** Start (or restart) one process on a port; resolves when it answers /readyz. */
-  async spawn(port: number, workers: number): Promise<Proc> {
-    const args = ['bin/seckill.mjs', 'start', ...(workers > 1 ? ['--workers', String(workers)] : [])];
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: this.processEnv(port), stdio: ['ignore', 'pipe', 'pipe'] });
-    const output: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-    child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-    const proc: Proc = { child, port, url: `http://127.0.0.1:${port}`, output };
+  /**
+   * Start (or restart) one process on a port; resolves when it answers /readyz. `extra`: variables
+   * for this process only (fault injection), not kept for its restarts.
+   */
+  async spawn(port: number, workers: number, extra: Env = {}): Promise<Proc> {
+    const proc = await launchSeckill({ env: { ...this.processEnv(port), ...extra }, port, workers });
     this.workersOf.set(proc, workers);
-    // Generous: a loaded 2-core CI machine has taken 30 s to start one; only a hang must fail.
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`seckill exited ${child.exitCode}: ${output.join('')}`);
-      try {
-        const r = await call(proc.url, 'GET', '/readyz');
-        if (r.status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`seckill did not become ready: ${output.join('')}`);
-      await sleep(100);
-    }
-    if (workers > 1) await sleep(300); // let every worker reach listen
     return proc;
   }
 
@@ -229,16 +183,7 @@ export class TestCluster {
 
   /** SIGTERM every process and wait for it to exit; the database and Redis keep their state. */
   async stopProcesses(): Promise<void> {
-    for (const p of this.procs) {
-      if (p.child.exitCode === null && p.child.signalCode === null) {
-        const exited = new Promise((r) => p.child.once('exit', r));
-        p.child.kill('SIGTERM');
-        // A cleared timer, so that a quick exit does not keep the test process alive 5 s longer.
-        const timer = setTimeout(() => p.child.kill('SIGKILL'), 30_000);
-        await exited;
-        clearTimeout(timer);
-      }
-    }
+    for (const p of this.procs) await terminate(p.child);
   }
 
   /** Start every process again, on the same ports and with the same workers, after stopProcesses. */
@@ -252,34 +197,26 @@ export class TestCluster {
   /** `seckill reconcile` as an operator runs it; returns its report and exit code. */
   async reconcile(saleId: string, repair = false): Promise<{ code: number; report: { differences: string[]; [k: string]: unknown } }> {
     // `--`: a sale id may begin with '-' (base64url), which the CLI would take for an option.
-    const child = spawn(process.execPath, ['bin/seckill.mjs', 'reconcile', ...(repair ? ['--repair'] : []), '--', saleId], {
-      cwd: ROOT,
-      env: this.processEnv(0),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
-    if (!out.trim()) throw new Error(`reconcile printed nothing (exit ${code}): ${err}`);
+    const { code, out } = await this.cli(['reconcile', ...(repair ? ['--repair'] : []), '--', saleId]);
     return { code, report: JSON.parse(out) };
   }
 
   /** `seckill reconcile --all`: every sale of the cluster in one process; its reports and exit code. */
   async reconcileAll(): Promise<{ code: number; reports: Array<{ saleId: string; differences: string[]; [k: string]: unknown }> }> {
-    const child = spawn(process.execPath, ['bin/seckill.mjs', 'reconcile', '--all'], {
-      cwd: ROOT,
-      env: this.processEnv(0),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { code, out } = await this.cli(['reconcile', '--all']);
+    return { code, reports: JSON.parse(out) };
+  }
+
+  /** A seckill command against the cluster's stores; its stdout (never empty) and exit code. */
+  private async cli(args: string[]): Promise<{ code: number; out: string }> {
+    const child = spawn(process.execPath, ['bin/seckill.mjs', ...args], { cwd: ROOT, env: this.processEnv(0), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
-    if (!out.trim()) throw new Error(`reconcile --all printed nothing (exit ${code}): ${err}`);
-    return { code, reports: JSON.parse(out) };
+    if (!out.trim()) throw new Error(`${args.join(' ')} printed nothing (exit ${code}): ${err}`);
+    return { code, out };
   }
 
   async stop(): Promise<void> {

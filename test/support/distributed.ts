@@ -9,156 +9,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { request } from 'undici';
+import { rowsWithoutAccepted } from '../../src/bench/invariants.js';
 import { RedisKeys } from '../../src/stores/redis/keys.js';
-import { TestCluster, freePort, type Proc } from './cluster.js';
-import { ADMIN_KEY, agent, checkInvariants, saleBody, tempDir, userToken, type OrderRow, type SaleOptions } from './server.js';
+import { timedCall, type Answer } from './client.js';
+import { TestCluster } from './cluster.js';
+import { ADMIN_KEY, PATIENCE_MS, START_MS, alive, kill9, track, type Proc } from './launcher.js';
+import { freePort } from './ports.js';
+import { checkInvariants, orderFacts, saleBody, tempDir, userToken, type OrderRow, type SaleOptions } from './server.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/**
- * Limits of waits that prove no latency (a start, a drain, an answer that must merely come): a
- * loaded 2-core CI machine has started a seckill process in 30 s, so only a hang may fail them.
- */
-export const START_MS = 120_000;
-export const PATIENCE_MS = 30_000;
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: every one is SIGKILLed when the test process exits, whatever happened.
-
-const children = new Set<ChildProcess>();
-
-export function track(child: ChildProcess): void {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-}
-
-export function killTracked(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-process.once('exit', killTracked);
-
-export function alive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
-export async function kill9(child: ChildProcess): Promise<void> {
-  if (!alive(child)) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
-}
-
-/** Poll `check` every `everyMs` until it gives a value (not undefined/false), or fail after `ms`. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms: number, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP with a deadline: a test must see a hang as a failure, not wait for it.
-
-export interface ApiBody {
-  orderId?: string;
-  status?: string;
-  quantity?: number;
-  path?: string;
-  orders?: Array<{ orderId: string }>;
-  error?: { code?: string; message?: string };
-  [k: string]: unknown;
-}
-
-export interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: ApiBody;
-  text: string;
-}
-
-export async function timedCall(base: string, method: 'GET' | 'POST', url: string, o: { token?: string; body?: unknown }, timeoutMs: number): Promise<Answer> {
-  const headers: Record<string, string> = {};
-  if (o.token) headers.authorization = `Bearer ${o.token}`;
-  let body: string | undefined;
-  if (o.body !== undefined) {
-    body = JSON.stringify(o.body);
-    headers['content-type'] = 'application/json';
-  }
-  const res = await request(base + url, { method, headers, body, dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) });
-  const text = await res.body.text();
-  let parsed: ApiBody = {};
-  try {
-    parsed = text ? (JSON.parse(text) as ApiBody) : {};
-  } catch {
-    parsed = {};
-  }
-  return { status: res.statusCode, headers: res.headers, body: parsed, text };
-}
+// Moved to launcher.ts and client.ts; still exported here for the suites that import them from here.
+export { PATIENCE_MS, START_MS, alive, kill9, killTracked, track, until } from './launcher.js';
+export { timedCall, type Answer, type ApiBody } from './client.js';
 
 // ---------------------------------------------------------------------------------------------
 // The cluster
 
 /**
- * TestCluster whose processes are tracked (killed at exit even when a start fails half way) and
- * may each get extra environment (fault injection on one process only).
+ * TestCluster with the fault tests' extras: processes started with extra environment (fault
+ * injection on one process only), the order writers' consumer names, Redis keys.
  */
 export class FaultCluster extends TestCluster {
-  private nextEnv: Record<string, string> = {};
-
-  override async start(): Promise<this> {
-    await super.start();
-    // TestCluster.stop() ends its pool and then drops the database WITH (FORCE); pg-pool's end()
-    // resolves before its idle connections are closed, so the drop can terminate one, and the
-    // pool then emits 'error' with no listener: an uncaught exception in the test process. The
-    // pool is private to test/cluster.ts (not ours to edit), hence the cast.
-    (this as unknown as { pool?: pg.Pool }).pool?.on('error', () => undefined);
-    return this;
-  }
-
-  /** Same as TestCluster.spawn, plus: tracked, killed when it does not become ready, per-spawn env. */
-  override async spawn(port: number, workers: number): Promise<Proc> {
-    const extra = this.nextEnv;
-    this.nextEnv = {};
-    const args = ['bin/seckill.mjs', 'start', ...(workers > 1 ? ['--workers', String(workers)] : [])];
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...this.processEnv(port), ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    const output: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-    child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-    const proc: Proc = { child, port, url: `http://127.0.0.1:${port}`, output };
-    const deadline = Date.now() + START_MS;
-    try {
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`seckill exited ${child.exitCode}: ${output.join('')}`);
-        try {
-          const r = await timedCall(proc.url, 'GET', '/readyz', {}, PATIENCE_MS);
-          if (r.status === 200) break;
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() > deadline) throw new Error(`seckill did not become ready: ${output.join('')}`);
-        await sleep(50);
-      }
-    } catch (err) {
-      await kill9(child);
-      throw err;
-    }
-    if (workers > 1) await sleep(300); // let every worker reach listen
-    return proc;
-  }
-
   /** Start one more single process (or replace procs[i]) with extra environment. */
   async spawnWith(env: Record<string, string>, replace?: number): Promise<Proc> {
     const port = replace === undefined ? await freePort() : this.procs[replace].port;
-    this.nextEnv = env;
-    const p = await this.spawn(port, 1);
+    const p = await this.spawn(port, 1, env);
     if (replace === undefined) this.procs.push(p);
     else this.procs[replace] = p;
     return p;
@@ -412,19 +288,15 @@ export async function checkRowsWithoutAck(
   base: string,
   token: (userId: string) => string,
 ): Promise<number> {
-  const acked = new Set(records.filter((r) => r.status === 202).map((r) => r.orderId));
-  const fresh = rows.filter((r) => !acked.has(r.order_id));
-  assert.ok(fresh.length <= candidates.length, `${fresh.length} rows without a 202, but only ${candidates.length} buys had an unknown outcome`);
-  const left = [...candidates];
-  for (const row of fresh) {
-    const i = left.findIndex((a) => a.userId === row.user_id && a.quantity === row.quantity);
-    assert.ok(i >= 0, `row ${row.order_id} (${row.user_id} × ${row.quantity}) has no 202 and matches no buy of unknown outcome`);
-    left.splice(i, 1);
-    const me = await timedCall(base, 'GET', '/api/me/orders', { token: token(row.user_id) }, PATIENCE_MS);
+  const acked = new Set(records.filter((r) => r.status === 202 && r.orderId !== null).map((r) => r.orderId as string));
+  const { failures, unacked } = rowsWithoutAccepted(orderFacts(rows), acked, candidates);
+  assert.deepEqual(failures, [], 'rows without a 202');
+  for (const row of unacked) {
+    const me = await timedCall(base, 'GET', '/api/me/orders', { token: token(row.userId) }, PATIENCE_MS);
     assert.equal(me.status, 200, me.text);
-    assert.ok((me.body.orders ?? []).some((o) => o.orderId === row.order_id), `${row.user_id} does not find order ${row.order_id} in /api/me/orders`);
+    assert.ok((me.body.orders ?? []).some((o) => o.orderId === row.orderId), `${row.userId} does not find order ${row.orderId} in /api/me/orders`);
   }
-  return fresh.length;
+  return unacked.length;
 }
 
 /**

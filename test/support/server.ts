@@ -5,58 +5,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { Agent, request } from 'undici';
-import { loadConfig } from '../../src/config/config.js';
+import { checkOrderInvariants, type OrderFact } from '../../src/bench/invariants.js';
 import { signUserToken } from '../../src/gateway/auth.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
+import { call, type CallOptions, type Reply } from './client.js';
+import { ADMIN_KEY, USER_SECRET, startInProcess } from './launcher.js';
 // Type only (erased): cluster.ts imports this module, so the class itself is imported lazily.
 import type { TestCluster } from './cluster.js';
 
-export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
-export const USER_SECRET = 'test-user-secret-0123456789abcdef0123456789';
-
-/**
- * Keep-alive pool for tests that fire thousands of requests at once. An idle connection is
- * dropped after 1 s, well before seckill closes it (Node's 5 s keepAliveTimeout): a loaded machine
- * runs the client's timers seconds late, and a request sent on a connection the server has just
- * closed fails with "other side closed" / ECONNRESET without ever reaching it.
- */
-export const agent = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000 });
-
-export interface Reply<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: T;
-  text: string;
-}
-
-export interface CallOptions {
-  token?: string;
-  body?: unknown;
-  /** Sent as is, instead of JSON.stringify(body). */
-  rawBody?: string;
-  headers?: Record<string, string>;
-}
-
-export async function call(base: string, method: string, url: string, o: CallOptions = {}): Promise<Reply> {
-  const headers: Record<string, string> = { ...(o.headers ?? {}) };
-  if (o.token) headers.authorization = `Bearer ${o.token}`;
-  let body: string | undefined;
-  if (o.rawBody !== undefined) body = o.rawBody;
-  else if (o.body !== undefined) body = JSON.stringify(o.body);
-  if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
-    headers['content-type'] = 'application/json';
-  }
-  const res = await request(base + url, { method: method as 'GET', headers, body, dispatcher: agent });
-  const text = await res.body.text();
-  let parsed: unknown = undefined;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, body: parsed, text };
-}
+export { agent, call, type CallOptions, type Reply } from './client.js';
+export { ADMIN_KEY, USER_SECRET } from './launcher.js';
 
 export function tempDir(prefix = 'seckill-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -153,22 +111,7 @@ export async function startTestServer(env: Record<string, string | undefined> = 
 }
 
 async function startEmbedded(env: Record<string, string | undefined>, dataDir: string): Promise<TestServer> {
-  const config = loadConfig({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    SECKILL_DATA_DIR: dataDir,
-    SECKILL_ADMIN_KEY: ADMIN_KEY,
-    SECKILL_USER_SECRET: USER_SECRET,
-    SECKILL_RATE_PER_IP: '0',
-    SECKILL_RATE_PER_USER: '0',
-    SECKILL_DEMO_SALE: 'false',
-    LOG_LEVEL: 'silent',
-    // The load generator shares this process's event loop, so its lag says nothing about the
-    // server: load shedding on event-loop delay is off here (plan-b.test.ts tests it on its own).
-    SECKILL_MAX_EVENT_LOOP_DELAY_MS: '0',
-    ...env,
-  });
-  const server = await startServer(config);
+  const server = await startInProcess({ SECKILL_DATA_DIR: dataDir, ...env });
   const url = server.url;
   const t: TestServer = {
     mode: 'embedded',
@@ -286,6 +229,11 @@ export interface OrderRow {
   status: string;
 }
 
+/** Rows as the shared invariant checker (src/bench/invariants.ts) reads them. */
+export function orderFacts(rows: readonly OrderRow[]): OrderFact[] {
+  return rows.map((r) => ({ orderId: r.order_id, userId: r.user_id, quantity: r.quantity, status: r.status }));
+}
+
 /** Read the database of record directly, as an auditor would. */
 export function readOrders(dataDir: string, saleId?: string): OrderRow[] {
   const db = new Database(path.join(dataDir, 'seckill.db'), { readonly: true, fileMustExist: true });
@@ -299,20 +247,13 @@ export function readOrders(dataDir: string, saleId?: string): OrderRow[] {
 }
 
 /**
- * Invariants 1, 2 and 5 of docs/design.md from the rows alone: units held never exceed the stock,
- * nobody holds more than the limit. Returns the units held.
+ * Invariants of docs/design.md from the rows alone (the checker shared with the benchmark): units
+ * held never exceed the stock, nobody holds more than the limit, each order once. Throws on the
+ * first check that fails; returns the units held, in all and per user.
  */
 export function checkInvariants(rows: OrderRow[], stock: number, perUserLimit: number): { held: number; perUser: Map<string, number> } {
-  let held = 0;
-  const perUser = new Map<string, number>();
-  for (const r of rows) {
-    if (r.status === 'reserved' || r.status === 'paid') {
-      held += r.quantity;
-      perUser.set(r.user_id, (perUser.get(r.user_id) ?? 0) + r.quantity);
-    }
-  }
-  if (held > stock) throw new Error(`oversell: ${held} units held of ${stock}`);
-  for (const [u, q] of perUser) if (q > perUserLimit) throw new Error(`user ${u} holds ${q} > limit ${perUserLimit}`);
+  const { failures, held, perUser } = checkOrderInvariants({ stock, perUserLimit, orders: orderFacts(rows) });
+  if (failures.length > 0) throw new Error(failures.join('\n'));
   return { held, perUser };
 }
 
