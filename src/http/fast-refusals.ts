@@ -2,7 +2,7 @@ import http from 'node:http';
 import { ERROR_STATUS, PRESERIALIZED } from '../domain/errors.js';
 import type { FunnelStep, PublicRefusal } from '../gateway/funnel.js';
 import type { BuyService } from '../services/buy.js';
-import { BUY_ROUTE, PATH_ROUTE, countAnswer, type OutcomeDeps } from './outcomes.js';
+import { BUY_ROUTE, PATH_ROUTE, SWITCH_RETRY_AFTER, countAnswer, type OutcomeDeps } from './outcomes.js';
 
 const BUY = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/buy\/[^/?#]{1,256}$/;
 const PATH = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/path$/;
@@ -24,7 +24,7 @@ function prebuilt(code: FastCode): Prebuilt {
     'content-length': body.length,
     'x-content-type-options': 'nosniff',
   };
-  if (code === 'busy') headers['retry-after'] = '5';
+  if (code === 'busy') headers['retry-after'] = String(SWITCH_RETRY_AFTER);
   return { status: ERROR_STATUS[code], headers, body };
 }
 

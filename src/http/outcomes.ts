@@ -4,6 +4,9 @@ import type { SaleService } from '../services/sale-service.js';
 export const BUY_ROUTE = '/api/sales/:saleId/buy/:path';
 export const PATH_ROUTE = '/api/sales/:saleId/path';
 
+/** Seconds: the operators' "refuse all buys" switch asks buyers to wait longer than other busy answers (1 s). */
+export const SWITCH_RETRY_AFTER = 5;
+
 export interface OutcomeDeps {
   metrics: Pick<Metrics, 'countRequest' | 'countBuy'>;
   sales: Pick<SaleService, 'get'>;

@@ -8,15 +8,13 @@ import type { BuyService } from '../../services/buy.js';
 import type { Actor } from '../../services/order-service.js';
 import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
+import { SWITCH_RETRY_AFTER } from '../outcomes.js';
 import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, SaleIdParams } from '../schemas.js';
 
 /** What the buying routes use: the buy use case, identity, the orders, and two settings. */
 export type BuyingDeps = Pick<Services, 'auth' | 'orders' | 'switches' | 'secrets' | 'config'> & {
   buying: Pick<BuyService, 'path' | 'buy'>;
 };
-
-/** The operators' "refuse all buys" switch answers with a longer Retry-After than other busy answers. */
-const SWITCH_RETRY_AFTER = 5;
 
 export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
