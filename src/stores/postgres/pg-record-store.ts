@@ -9,29 +9,23 @@ import { AmbiguousOutcome } from '../../domain/outcome.js';
 import { inTransaction } from './transaction.js';
 import { WriterFence, withRebuildFence } from './rebuild-fence.js';
 import type { OrderPage, SharedRecordStore, StatusTotals, WriterFenceHold } from '../record-store.js';
-import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from '../sql/rows.js';
+import { ORDER_COLUMNS, SCHEMA, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
+import { listOrdersQuery, statements, transitionStatement } from '../sql/statements.js';
 
 // BIGINT columns hold epoch milliseconds and cents: well inside Number's exact range.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
+const SQL = statements('postgres');
+
 /** Columns of a batch as arrays, for `unnest`: one statement whatever the batch size. */
-function columns(orders: Order[]) {
-  return [
-    orders.map((o) => o.orderId),
-    orders.map((o) => o.saleId),
-    orders.map((o) => o.userId),
-    orders.map((o) => o.quantity),
-    orders.map((o) => o.priceCents),
-    orders.map((o) => o.status),
-    orders.map((o) => o.createdAt),
-    orders.map((o) => o.expiresAt),
-    orders.map((o) => o.paidAt),
-    orders.map((o) => o.paymentRef),
-  ];
+function columns(orders: Order[]): SqlArg[][] {
+  const rows = orders.map(orderValues);
+  return ORDER_COLUMNS.map((_, i) => rows.map((r) => r[i]));
 }
 
+// PostgreSQL only: a whole batch in one statement (SQLite inserts row by row in one transaction).
 const UNNEST = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])`;
-const COLS = '(order_id, sale_id, user_id, quantity, price_cents, status, created_at, expires_at, paid_at, payment_ref)';
+const COLS = `(${ORDER_COLUMNS.join(', ')})`;
 
 export interface PgRecordStoreOptions {
   /**
@@ -139,25 +133,21 @@ export class PgRecordStore implements SharedRecordStore {
   }
 
   async loadSales(): Promise<Sale[]> {
-    const r = await this.pool.query<SaleRow>('SELECT * FROM sales ORDER BY created_at');
+    const r = await this.pool.query<SaleRow>(SQL.loadSales);
     return r.rows.map(toSale);
   }
 
   async getSale(saleId: string): Promise<Sale | null> {
-    const r = await this.pool.query<SaleRow>('SELECT * FROM sales WHERE id = $1', [saleId]);
+    const r = await this.pool.query<SaleRow>(SQL.getSale, [saleId]);
     return r.rows[0] ? toSale(r.rows[0]) : null;
   }
 
   async insertSale(s: Sale): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO sales (id, name, description, price_cents, stock, starts_at, ends_at, per_user_limit, payment_window_seconds, paused, secret, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [s.id, s.name, s.description, s.priceCents, s.stock, s.startsAt, s.endsAt, s.perUserLimit, s.paymentWindowSeconds, s.paused ? 1 : 0, s.secret, s.createdAt],
-    );
+    await this.pool.query(SQL.insertSale, saleValues(s));
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
-    await this.pool.query('UPDATE sales SET paused = $1 WHERE id = $2', [paused ? 1 : 0, saleId]);
+    await this.pool.query(SQL.setPaused, [paused ? 1 : 0, saleId]);
   }
 
   /**
@@ -269,27 +259,18 @@ export class PgRecordStore implements SharedRecordStore {
 
 
   async getOrder(orderId: string): Promise<Order | null> {
-    const r = await this.pool.query<OrderRow>('SELECT * FROM orders WHERE order_id = $1', [orderId]);
+    const r = await this.pool.query<OrderRow>(SQL.getOrder, [orderId]);
     return r.rows[0] ? toOrder(r.rows[0]) : null;
   }
 
   async ordersOfUser(userId: string): Promise<Order[]> {
-    const r = await this.pool.query<OrderRow>('SELECT * FROM orders WHERE user_id = $1 ORDER BY order_id LIMIT 1000', [userId]);
+    const r = await this.pool.query<OrderRow>(SQL.ordersOfUser, [userId]);
     return r.rows.map(toOrder);
   }
 
   async listOrders(saleId: string, status: OrderStatus | undefined, after: string | undefined, limit: number): Promise<OrderPage> {
-    const where = ['sale_id = $1'];
-    const args: (string | number)[] = [saleId];
-    if (status) where.push(`status = $${args.push(status)}`);
-    if (after) where.push(`order_id > $${args.push(after)}`);
-    const r = await this.pool.query<OrderRow>(
-      `SELECT * FROM orders WHERE ${where.join(' AND ')} ORDER BY order_id LIMIT $${args.push(limit + 1)}`,
-      args,
-    );
-    const more = r.rows.length > limit;
-    const page = (more ? r.rows.slice(0, limit) : r.rows).map(toOrder);
-    return { orders: page, next: more ? page[page.length - 1].orderId : null };
+    const q = listOrdersQuery('postgres', saleId, status, after, limit);
+    return toPage((await this.pool.query<OrderRow>(q.text, q.args)).rows, limit);
   }
 
   iterateOrders(saleId: string, status: OrderStatus | undefined): AsyncIterable<Order> {
@@ -297,18 +278,11 @@ export class PgRecordStore implements SharedRecordStore {
   }
 
   async holdings(saleId: string): Promise<Map<string, number>> {
-    const r = await this.pool.query<{ user_id: string; q: string }>(
-      `SELECT user_id, SUM(quantity) AS q FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid') GROUP BY user_id`,
-      [saleId],
-    );
-    return new Map(r.rows.map((x) => [x.user_id, Number(x.q)]));
+    return toHoldings((await this.pool.query<{ user_id: string; q: string }>(SQL.holdings, [saleId])).rows);
   }
 
   async totals(saleId: string): Promise<StatusTotals> {
-    const r = await this.pool.query<{ status: OrderStatus; q: string }>('SELECT status, SUM(quantity) AS q FROM orders WHERE sale_id = $1 GROUP BY status', [saleId]);
-    const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
-    for (const x of r.rows) t[x.status] = Number(x.q);
-    return t;
+    return toTotals((await this.pool.query<{ status: OrderStatus; q: string }>(SQL.totals, [saleId])).rows);
   }
 
   /**
@@ -317,15 +291,11 @@ export class PgRecordStore implements SharedRecordStore {
    * caller tells from its status whether the change applied.
    */
   async transition(orderId: string, t: Transition, now: number): Promise<Order | null> {
+    const { name, args } = transitionStatement(orderId, t, now);
     const r = await this.onOneBackend(
-      (c) => t.to === 'paid'
-        ? c.query<OrderRow>(
-            `UPDATE orders SET status = 'paid', paid_at = $1, payment_ref = $2 WHERE order_id = $3 AND status = 'reserved' AND expires_at > $4 RETURNING *`,
-            [t.paidAt, t.paymentRef, orderId, now],
-          )
-        : c.query<OrderRow>(`UPDATE orders SET status = $1 WHERE order_id = $2 AND status = 'reserved' RETURNING *`, [t.to, orderId]),
+      (c) => c.query<OrderRow>(SQL[name], args),
       async (q) => {
-        const found = await q.query<OrderRow>('SELECT * FROM orders WHERE order_id = $1', [orderId]);
+        const found = await q.query<OrderRow>(SQL.getOrder, [orderId]);
         return found.rows[0] ? toOrder(found.rows[0]) : null;
       },
     );
@@ -333,15 +303,12 @@ export class PgRecordStore implements SharedRecordStore {
   }
 
   async dueForExpiry(now: number, limit: number): Promise<Order[]> {
-    const r = await this.pool.query<OrderRow>(
-      `SELECT * FROM orders WHERE status = 'reserved' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`,
-      [now, limit],
-    );
+    const r = await this.pool.query<OrderRow>(SQL.dueForExpiry, [now, limit]);
     return r.rows.map(toOrder);
   }
 
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    await this.pool.query(SQL.ping);
   }
 
   async close(): Promise<void> {
@@ -351,7 +318,7 @@ export class PgRecordStore implements SharedRecordStore {
 
   async openOrdersFenced(saleId: string): Promise<Order[]> {
     return withRebuildFence(this.pool, async (c) => {
-      const r = await c.query<OrderRow>(`SELECT * FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid')`, [saleId]);
+      const r = await c.query<OrderRow>(SQL.openOrders, [saleId]);
       return r.rows.map(toOrder);
     });
   }

@@ -1,9 +1,10 @@
 import type { Order, OrderStatus } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
-import type { OrderPage } from '../record-store.js';
+import type { OrderPage, StatusTotals } from '../record-store.js';
 
 // The one schema and row mapping of both databases of record (SQLite embedded, PostgreSQL
-// distributed): the SQL below is valid in both.
+// distributed): the SQL below is valid in both. Rows become orders and sales here and nowhere
+// else, and orders and sales become column values here too.
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS sales (
@@ -65,6 +66,30 @@ export interface SaleRow {
   created_at: number;
 }
 
+/** A value bound to a placeholder. */
+export type SqlArg = string | number | null;
+
+/** The orders table's columns, in the order of `orderValues`. */
+export const ORDER_COLUMNS = [
+  'order_id', 'sale_id', 'user_id', 'quantity', 'price_cents', 'status', 'created_at', 'expires_at', 'paid_at', 'payment_ref',
+] as const satisfies readonly (keyof OrderRow)[];
+
+/** The sales table's columns, in the order of `saleValues`. */
+export const SALE_COLUMNS = [
+  'id', 'name', 'description', 'price_cents', 'stock', 'starts_at', 'ends_at', 'per_user_limit', 'payment_window_seconds', 'paused', 'secret', 'created_at',
+] as const satisfies readonly (keyof SaleRow)[];
+
+export function orderValues(o: Order): SqlArg[] {
+  return [o.orderId, o.saleId, o.userId, o.quantity, o.priceCents, o.status, o.createdAt, o.expiresAt, o.paidAt, o.paymentRef];
+}
+
+export function saleValues(s: Sale): SqlArg[] {
+  return [
+    s.id, s.name, s.description, s.priceCents, s.stock, s.startsAt, s.endsAt, s.perUserLimit, s.paymentWindowSeconds,
+    s.paused ? 1 : 0, s.secret, s.createdAt,
+  ];
+}
+
 export function toOrder(r: OrderRow): Order {
   return {
     orderId: r.order_id,
@@ -95,6 +120,26 @@ export function toSale(r: SaleRow): Sale {
     secret: r.secret,
     createdAt: r.created_at,
   };
+}
+
+/** A summed quantity: a number from SQLite, possibly a numeric string from PostgreSQL. */
+type Sum = number | string;
+
+export function toHoldings(rows: { user_id: string; q: Sum }[]): Map<string, number> {
+  return new Map(rows.map((r) => [r.user_id, Number(r.q)]));
+}
+
+export function toTotals(rows: { status: OrderStatus; q: Sum }[]): StatusTotals {
+  const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
+  for (const r of rows) t[r.status] = Number(r.q);
+  return t;
+}
+
+/** A keyset page from rows read with `LIMIT limit + 1`: the extra row only says there is more. */
+export function toPage(rows: OrderRow[], limit: number): OrderPage {
+  const more = rows.length > limit;
+  const orders = (more ? rows.slice(0, limit) : rows).map(toOrder);
+  return { orders, next: more ? orders[orders.length - 1].orderId : null };
 }
 
 /** Every order of a sale, read in keyset pages so that no long cursor blocks the writers. */

@@ -6,7 +6,8 @@ import type { Order, OrderStatus } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
 import type { Transition } from '../../domain/transition.js';
 import type { OrderPage, RecordStore, StatusTotals } from '../record-store.js';
-import { SCHEMA, pagedOrders, toOrder, toSale, type OrderRow, type SaleRow } from '../sql/rows.js';
+import { SCHEMA, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
+import { listOrdersQuery, statements, transitionStatement } from '../sql/statements.js';
 
 export type SqliteSync = 'FULL' | 'NORMAL';
 
@@ -16,7 +17,7 @@ export type SqliteSync = 'FULL' | 'NORMAL';
  * turn; that is what makes the conditional UPDATEs race-free within the process.
  */
 export class SqliteRecordStore implements RecordStore {
-  readonly db: Database.Database;
+  private readonly db: Database.Database;
   private readonly stmt;
   private readonly insertMany: (orders: Order[]) => void;
 
@@ -28,43 +29,28 @@ export class SqliteRecordStore implements RecordStore {
     this.db.pragma(`synchronous = ${sync}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    const sql = statements('sqlite');
     const db = this.db;
+    const rows = (text: string) => db.prepare<SqlArg[], OrderRow>(text);
     this.stmt = {
-      insertOrder: db.prepare(
-        `INSERT INTO orders (order_id, sale_id, user_id, quantity, price_cents, status, created_at, expires_at, paid_at, payment_ref)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
-      ),
-      getOrder: db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE order_id = ?'),
-      ordersOfUser: db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE user_id = ? ORDER BY order_id LIMIT 1000'),
-      holdings: db.prepare<[string], { user_id: string; q: number }>(
-        `SELECT user_id, SUM(quantity) AS q FROM orders WHERE sale_id = ? AND status IN ('reserved', 'paid') GROUP BY user_id`,
-      ),
-      totals: db.prepare<[string], { status: OrderStatus; q: number }>(
-        'SELECT status, SUM(quantity) AS q FROM orders WHERE sale_id = ? GROUP BY status',
-      ),
-      toPaid: db.prepare<[number, string, string, number], OrderRow>(
-        `UPDATE orders SET status = 'paid', paid_at = ?, payment_ref = ?
-         WHERE order_id = ? AND status = 'reserved' AND expires_at > ? RETURNING *`,
-      ),
-      toEnd: db.prepare<[string, string], OrderRow>(
-        `UPDATE orders SET status = ? WHERE order_id = ? AND status = 'reserved' RETURNING *`,
-      ),
-      due: db.prepare<[number, number], OrderRow>(
-        `SELECT * FROM orders WHERE status = 'reserved' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
-      ),
-      insertSale: db.prepare(
-        `INSERT INTO sales (id, name, description, price_cents, stock, starts_at, ends_at, per_user_limit, payment_window_seconds, paused, secret, created_at)
-         VALUES (@id, @name, @description, @priceCents, @stock, @startsAt, @endsAt, @perUserLimit, @paymentWindowSeconds, @paused, @secret, @createdAt)`,
-      ),
-      setPaused: db.prepare<[number, string]>('UPDATE sales SET paused = ? WHERE id = ?'),
-      loadSales: db.prepare<[], SaleRow>('SELECT * FROM sales ORDER BY created_at'),
-      getSale: db.prepare<[string], SaleRow>('SELECT * FROM sales WHERE id = ?'),
+      loadSales: db.prepare<[], SaleRow>(sql.loadSales),
+      getSale: db.prepare<[string], SaleRow>(sql.getSale),
+      insertSale: db.prepare<SqlArg[]>(sql.insertSale),
+      setPaused: db.prepare<[number, string]>(sql.setPaused),
+      insertOrder: db.prepare<SqlArg[]>(sql.insertOrder),
+      getOrder: db.prepare<[string], OrderRow>(sql.getOrder),
+      ordersOfUser: db.prepare<[string], OrderRow>(sql.ordersOfUser),
+      holdings: db.prepare<[string], { user_id: string; q: number }>(sql.holdings),
+      totals: db.prepare<[string], { status: OrderStatus; q: number }>(sql.totals),
+      dueForExpiry: db.prepare<[number, number], OrderRow>(sql.dueForExpiry),
+      toPaid: rows(sql.toPaid),
+      toCancelled: rows(sql.toCancelled),
+      toExpired: rows(sql.toExpired),
+      ping: db.prepare(sql.ping),
     };
     const insert = this.stmt.insertOrder;
     this.insertMany = db.transaction((orders: Order[]) => {
-      for (const o of orders) {
-        insert.run(o.orderId, o.saleId, o.userId, o.quantity, o.priceCents, o.status, o.createdAt, o.expiresAt, o.paidAt, o.paymentRef);
-      }
+      for (const o of orders) insert.run(...orderValues(o));
     });
   }
 
@@ -78,7 +64,7 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   async insertSale(sale: Sale): Promise<void> {
-    this.guard(() => this.stmt.insertSale.run({ ...sale, paused: sale.paused ? 1 : 0 }));
+    this.guard(() => this.stmt.insertSale.run(...saleValues(sale)));
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
@@ -99,17 +85,8 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   async listOrders(saleId: string, status: OrderStatus | undefined, after: string | undefined, limit: number): Promise<OrderPage> {
-    const where = ['sale_id = ?'];
-    const args: (string | number)[] = [saleId];
-    if (status) { where.push('status = ?'); args.push(status); }
-    if (after) { where.push('order_id > ?'); args.push(after); }
-    args.push(limit + 1);
-    const rows = this.guard(() => this.db
-      .prepare<(string | number)[], OrderRow>(`SELECT * FROM orders WHERE ${where.join(' AND ')} ORDER BY order_id LIMIT ?`)
-      .all(...args));
-    const more = rows.length > limit;
-    const page = (more ? rows.slice(0, limit) : rows).map(toOrder);
-    return { orders: page, next: more ? page[page.length - 1].orderId : null };
+    const q = listOrdersQuery('sqlite', saleId, status, after, limit);
+    return toPage(this.guard(() => this.db.prepare<SqlArg[], OrderRow>(q.text).all(...q.args)), limit);
   }
 
   iterateOrders(saleId: string, status: OrderStatus | undefined): AsyncIterable<Order> {
@@ -117,28 +94,25 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   async holdings(saleId: string): Promise<Map<string, number>> {
-    return new Map(this.guard(() => this.stmt.holdings.all(saleId)).map((r) => [r.user_id, r.q]));
+    return toHoldings(this.guard(() => this.stmt.holdings.all(saleId)));
   }
 
   async totals(saleId: string): Promise<StatusTotals> {
-    const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
-    for (const r of this.guard(() => this.stmt.totals.all(saleId))) t[r.status] = r.q;
-    return t;
+    return toTotals(this.guard(() => this.stmt.totals.all(saleId)));
   }
 
   async transition(orderId: string, t: Transition, now: number): Promise<Order | null> {
-    const r = this.guard(() => t.to === 'paid'
-      ? this.stmt.toPaid.get(t.paidAt, t.paymentRef, orderId, now)
-      : this.stmt.toEnd.get(t.to, orderId));
+    const { name, args } = transitionStatement(orderId, t, now);
+    const r = this.guard(() => this.stmt[name].get(...args));
     return r ? toOrder(r) : null;
   }
 
   async dueForExpiry(now: number, limit: number): Promise<Order[]> {
-    return this.guard(() => this.stmt.due.all(now, limit)).map(toOrder);
+    return this.guard(() => this.stmt.dueForExpiry.all(now, limit)).map(toOrder);
   }
 
   async ping(): Promise<void> {
-    this.guard(() => this.db.prepare('SELECT 1').get());
+    this.guard(() => this.stmt.ping.get());
   }
 
   /**
