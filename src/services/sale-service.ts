@@ -38,12 +38,13 @@ export class SaleService {
   private readonly sales = new Map<string, Sale>();
   private readonly misses = new Map<string, number>();
   private readonly reloads = new Map<string, Promise<void>>();
-  signals: SaleSignals | null = null;
 
   constructor(
     private readonly repo: RecordStore,
     private readonly engine: StockEngine,
     private readonly refusals: LocalRefusals,
+    /** Tells the other processes of a new or changed sale. */
+    private readonly signals: Pick<SaleSignals, 'saleChanged'>,
   ) {}
 
   /** Load every sale and make the engine ready to sell it (rebuilding its state when needed). */
@@ -145,7 +146,7 @@ export class SaleService {
     };
     await this.repo.insertSale(sale);
     await this.adopt(sale);
-    this.signals?.saleChanged(sale.id);
+    this.signals.saleChanged(sale.id);
     return sale;
   }
 
@@ -169,7 +170,7 @@ export class SaleService {
       throw err;
     }
     sale.paused = paused;
-    this.signals?.saleChanged(saleId);
+    this.signals.saleChanged(saleId);
     return sale;
   }
 }

@@ -35,6 +35,21 @@ export class LocalSignals implements SaleSignals {
   async close(): Promise<void> {}
 }
 
+/** What another process signalled, for this process to act on (relayed by the wiring to the services). */
+export interface SignalReceiver {
+  /** A sale was created or changed: read it again. */
+  saleChanged(saleId: string): void;
+  /** An order changed status in another process. */
+  orderChanged(order: Order): void;
+  /** An operator changed a switch on some process. */
+  switchesChanged(values: SwitchValues): void;
+  /**
+   * The subscriber reconnected and subscribed again: every message published while it was away
+   * is lost, so every hint must be read again (see HintRefresher.resync).
+   */
+  resubscribed(): void;
+}
+
 type Message =
   | { t: 'soldout'; s: string }
   | { t: 'released'; s: string; u: string }
@@ -52,15 +67,6 @@ type Message =
 export class RedisSignals implements SaleSignals {
   /** This process, to skip its own order messages (it emitted those already). */
   private readonly id = crypto.randomBytes(8).toString('hex');
-  /** An order changed status in another process. */
-  onOrderChanged: (order: Order) => void = () => undefined;
-  /** An operator changed a switch on some process. */
-  onSwitches: (values: SwitchValues) => void = () => undefined;
-  /**
-   * The subscriber reconnected and subscribed again: every message published while it was away
-   * is lost, so every hint must be read again (see HintRefresher.resync).
-   */
-  onResubscribed: () => Promise<void> = async () => undefined;
   private started = false;
 
   constructor(
@@ -68,7 +74,8 @@ export class RedisSignals implements SaleSignals {
     private readonly sub: Redis,
     private readonly channel: string,
     private readonly refusals: LocalRefusals,
-    private readonly onSaleChanged: (saleId: string) => Promise<void>,
+    /** Where what the other processes signal goes. */
+    private readonly heard: SignalReceiver,
     private readonly log: Logger,
   ) {}
 
@@ -87,7 +94,7 @@ export class RedisSignals implements SaleSignals {
     try {
       await this.sub.subscribe(this.channel);
       this.log.warn('signals subscriber reconnected: messages may have been lost; resynchronising');
-      await this.onResubscribed();
+      this.heard.resubscribed();
     } catch (err) {
       // The periodic refresh (and the next reconnect) still corrects the hints.
       this.log.warn({ err }, 'signals resync failed');
@@ -130,9 +137,9 @@ export class RedisSignals implements SaleSignals {
     }
     if (m.t === 'soldout') this.refusals.markSoldOut(m.s);
     else if (m.t === 'released') this.refusals.released(m.s, m.u);
-    else if (m.t === 'sale') this.onSaleChanged(m.s).catch((err: unknown) => this.log.warn({ err, saleId: m.s }, 'sale reload failed'));
-    else if (m.t === 'order' && m.from !== this.id) this.onOrderChanged(m.o);
-    else if (m.t === 'switches') this.onSwitches(m.v);
+    else if (m.t === 'sale') this.heard.saleChanged(m.s);
+    else if (m.t === 'order' && m.from !== this.id) this.heard.orderChanged(m.o);
+    else if (m.t === 'switches') this.heard.switchesChanged(m.v);
   }
 
   async close(): Promise<void> {
