@@ -22,9 +22,9 @@ export default tseslint.config(
     },
   },
   {
-    // The pages' scripts run in the browser, as classic scripts or modules.
+    // The pages' scripts run in the browser, as ES modules.
     files: ['src/web/**/*.js'],
-    languageOptions: { globals: { ...globals.browser }, sourceType: 'script' },
+    languageOptions: { globals: { ...globals.browser }, sourceType: 'module' },
   },
   {
     // uPlot is loaded by its own <script> before the dashboard's.

@@ -30,6 +30,10 @@ const ASSET_SOURCES: Record<string, string> = {
   'index.js': path.join(WEB_DIR, 'index.js'),
   'admin.css': path.join(WEB_DIR, 'admin.css'),
   'admin.js': path.join(WEB_DIR, 'admin.js'),
+  // The modules the pages share (api client, server clock, labels).
+  'api.js': path.join(WEB_DIR, 'api.js'),
+  'clock.js': path.join(WEB_DIR, 'clock.js'),
+  'ui.js': path.join(WEB_DIR, 'ui.js'),
   // uPlot (MIT), the dashboard's charts: its browser build, as published.
   'uplot.js': require.resolve('uplot/dist/uPlot.iife.min.js'),
   'uplot.css': require.resolve('uplot/dist/uPlot.min.css'),
@@ -96,17 +100,37 @@ export interface WebBundle {
   pages: Record<keyof typeof PAGES, Served>;
 }
 
+/**
+ * A page module's imports of its siblings (`from './api.js'`, `import './x.js'`). The browser would
+ * resolve them to `/assets/api.js`, which has no fingerprint and so could not be cached for good:
+ * they are pointed at the fingerprinted paths instead.
+ */
+const SIBLING_IMPORT = /(\bfrom\s*|\bimport\s*)(['"])\.\/([\w-]+\.js)\2/g;
+
 export function buildWebBundle(opts: { demo: boolean }): WebBundle {
   const assets = new Map<string, Served>();
   const paths: Record<string, string> = {};
-  for (const [name, file] of Object.entries(ASSET_SOURCES)) {
-    const body = fs.readFileSync(file);
+  const pending = new Set<string>();
+  /** Fingerprint an asset (after its imports: their paths are part of its bytes) and return its path. */
+  const publish = (name: string): string => {
+    const done = paths[name];
+    if (done) return done;
+    const file = ASSET_SOURCES[name];
+    if (!file) throw new Error(`A page module imports an unknown asset: ${name}`);
+    if (pending.has(name)) throw new Error(`The page modules import each other in a cycle through ${name}`);
+    pending.add(name);
+    let body = fs.readFileSync(file);
+    if (name.endsWith('.js') && file.startsWith(WEB_DIR)) {
+      body = Buffer.from(body.toString('utf8').replace(SIBLING_IMPORT, (_m, lead: string, q: string, dep: string) => `${lead}${q}${publish(dep)}${q}`));
+    }
     const hash = crypto.createHash('sha256').update(body).digest('hex').slice(0, 12);
     const ext = path.extname(name);
     const fileName = `${path.basename(name, ext)}.${hash}${ext}`;
     assets.set(fileName, served(body, TYPES[ext], IMMUTABLE));
-    paths[name] = `/assets/${fileName}`;
-  }
+    pending.delete(name);
+    return (paths[name] = `/assets/${fileName}`);
+  };
+  for (const name of Object.keys(ASSET_SOURCES)) publish(name);
   const page = (template: string): Served => {
     const html = fs.readFileSync(path.join(WEB_DIR, template), 'utf8')
       .replace(/\{\{asset ([\w.-]+)\}\}/g, (_m, name: string) => {

@@ -1,0 +1,256 @@
+// The pages' one client of seckill's HTTP API: JSON in and out, the bearer token, and every
+// refusal as an ApiError with the contract's code and message ({"error":{"code","message"}}).
+// The answers' types are the server's own (JSDoc imports of src/domain and src/http/schemas.ts,
+// checked by tsconfig.web.json; none of that code is loaded in the browser).
+
+/**
+ * A type with some of its fields known to be set: the server's `iso()` is typed `string | null`
+ * for any time, but a sale always has a start and an order always has a deadline.
+ * @template T
+ * @template {keyof T} K
+ * @typedef {Omit<T, K> & { [P in K]: NonNullable<T[P]> }} Present
+ */
+
+/** @typedef {import('../domain/sale.js').SaleStatus} SaleStatus */
+/** @typedef {import('../domain/order.js').OrderStatus} OrderStatus */
+/** @typedef {Present<ReturnType<typeof import('../domain/sale.js').salePublic>, 'startsAt' | 'serverTime'>} PublicSale */
+/** @typedef {Present<ReturnType<typeof import('../domain/sale.js').saleAdmin>, 'startsAt' | 'serverTime' | 'createdAt'>} AdminSale */
+/** @typedef {Present<ReturnType<typeof import('../domain/order.js').orderJson>, 'createdAt' | 'expiresAt'>} OrderView */
+/** What a buy answers (202): the reservation. @typedef {Pick<OrderView, 'orderId' | 'status' | 'quantity' | 'expiresAt'>} Reservation */
+/** @typedef {import('typebox').Static<typeof import('../http/schemas.js').CreateSaleBody>} CreateSale */
+
+/**
+ * The dashboard's live figures (src/http/routes/page-api.ts). Written out here: the series type
+ * lives in a server module that needs Node's types.
+ * @typedef {{
+ *   sale: AdminSale,
+ *   serverTime: string,
+ *   stats: { stock: number, reserved: number, paid: number, expired: number, cancelled: number,
+ *            available: number, pendingWrites: number, requests: Record<string, number> },
+ *   writer: { ordersWritten: number, backlog: number, quarantined: number },
+ *   soldOutAt: string | null,
+ *   series: {
+ *     t: number[], requests: Record<string, number[]>, p50Ms: Array<number | null>,
+ *     p99Ms: Array<number | null>, ordersWritten: number[], backlog: Array<number | null>,
+ *   },
+ * }} LiveFigures
+ */
+
+/** @typedef {import('../domain/errors.js').ErrorCode | 'network' | 'http'} ApiErrorCode */
+
+/** A refusal by the server (its code), or `network` when no answer came, or `http` for an answer without a code. */
+export class ApiError extends Error {
+  /**
+   * @param {ApiErrorCode} code
+   * @param {string} message
+   * @param {number} status the HTTP status; 0 without an answer
+   * @param {number} retryAfter seconds (the Retry-After header; 1 when absent)
+   */
+  constructor(code, message, status, retryAfter = 1) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/**
+ * @typedef {object} CallOptions
+ * @property {unknown} [body] sent as JSON
+ * @property {string | null} [token] the buyer's token or the admin key (`authorization: Bearer …`)
+ * @property {string} [accept]
+ * @property {RequestCache} [cache] `no-store` unless the answer may come from a cache
+ */
+
+/**
+ * One call; a successful answer is returned as is, anything else throws an ApiError.
+ * @param {string} method
+ * @param {string} url
+ * @param {CallOptions} [options]
+ * @returns {Promise<Response>}
+ */
+async function call(method, url, { body, token, accept, cache = 'no-store' } = {}) {
+  /** @type {Record<string, string>} */
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (accept) headers.accept = accept;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache });
+  } catch {
+    throw new ApiError('network', 'The network failed; check your connection.', 0);
+  }
+  if (res.ok) return res;
+  /** @type {{ error?: { code?: ApiErrorCode, message?: string } } | null} */
+  const data = await res.json().catch(() => null);
+  throw new ApiError(
+    data?.error?.code || 'http',
+    data?.error?.message || `HTTP ${res.status}`,
+    res.status,
+    Number(res.headers.get('retry-after')) || 1,
+  );
+}
+
+/**
+ * A call whose answer is JSON of a known shape (the server's; see the typedefs above).
+ * @param {string} method
+ * @param {string} url
+ * @param {CallOptions} [options]
+ * @returns {Promise<any>} typed by each endpoint below
+ */
+async function json(method, url, options) {
+  const res = await call(method, url, options);
+  try {
+    return await res.json();
+  } catch {
+    throw new ApiError('http', 'The shop sent an answer this page cannot read.', res.status);
+  }
+}
+
+const enc = encodeURIComponent;
+/** The dashboard asks for JSON explicitly: the orders route also speaks CSV. */
+const JSON_TYPE = 'application/json';
+
+// ---------------------------------------------------------------- public
+/** @returns {Promise<{ serverTime: string }>} never from a cache */
+export const serverTime = () => json('GET', '/api/time');
+
+/** @returns {Promise<{ sales: PublicSale[] }>} */
+export const listSales = () => json('GET', '/api/sales', { cache: 'default' });
+
+/**
+ * A sale's public status, which a cache may keep up to a second: no token goes with it. `version`
+ * (the server's time in quarter seconds) makes buyers of the same quarter share one cached answer.
+ * @param {string} saleId
+ * @param {number} [version]
+ * @returns {Promise<PublicSale>}
+ */
+export const getSale = (saleId, version) =>
+  json('GET', `/api/sales/${enc(saleId)}${version === undefined ? '' : `?v=${version}`}`, { cache: 'default' });
+
+// ---------------------------------------------------------------- buyers
+/**
+ * @param {string | null} token
+ * @param {string} saleId
+ * @returns {Promise<{ path: string }>} the buyer's own order path for this sale
+ */
+export const orderPath = (token, saleId) => json('POST', `/api/sales/${enc(saleId)}/path`, { token, body: {} });
+
+/**
+ * @param {string | null} token
+ * @param {string} saleId
+ * @param {string} path
+ * @param {number} quantity
+ * @returns {Promise<Reservation>}
+ */
+export const buy = (token, saleId, path, quantity) =>
+  json('POST', `/api/sales/${enc(saleId)}/buy/${enc(path)}`, { token, body: { quantity } });
+
+/**
+ * @param {string | null} token
+ * @param {string} orderId
+ * @returns {Promise<OrderView>}
+ */
+export const getOrder = (token, orderId) => json('GET', `/api/orders/${enc(orderId)}`, { token });
+
+/**
+ * @param {string | null} token
+ * @returns {Promise<{ orders: OrderView[] }>}
+ */
+export const myOrders = (token) => json('GET', '/api/me/orders', { token });
+
+/**
+ * Paying is idempotent for the same `paymentRef`.
+ * @param {string | null} token
+ * @param {string} orderId
+ * @param {string} paymentRef
+ * @returns {Promise<OrderView>}
+ */
+export const payOrder = (token, orderId, paymentRef) =>
+  json('POST', `/api/orders/${enc(orderId)}/pay`, { token, body: { paymentRef } });
+
+/**
+ * @param {string | null} token
+ * @param {string} orderId
+ * @returns {Promise<OrderView>}
+ */
+export const cancelOrder = (token, orderId) => json('POST', `/api/orders/${enc(orderId)}/cancel`, { token, body: {} });
+
+/**
+ * The order's status changes as server-sent events (`status`, an OrderView). EventSource cannot
+ * send headers, so the token goes in the query.
+ * @param {string} token
+ * @param {string} orderId
+ */
+export const orderEventsUrl = (token, orderId) => `/api/orders/${enc(orderId)}/events?access_token=${enc(token)}`;
+
+/**
+ * The demo sign-in (demo mode only; `not_found` elsewhere).
+ * @param {string} userId
+ * @returns {Promise<{ token: string, userId: string, expiresAt: string }>}
+ */
+export const demoToken = (userId) => json('POST', '/api/demo/token', { body: { userId } });
+
+// ---------------------------------------------------------------- operators (the admin key)
+/**
+ * @param {string} key
+ * @returns {Promise<{ sales: AdminSale[] }>}
+ */
+export const adminSales = (key) => json('GET', '/api/admin/sales', { token: key, accept: JSON_TYPE });
+
+/**
+ * @param {string} key
+ * @param {CreateSale} sale
+ * @returns {Promise<AdminSale>}
+ */
+export const createSale = (key, sale) => json('POST', '/api/admin/sales', { token: key, accept: JSON_TYPE, body: sale });
+
+/**
+ * @param {string} key
+ * @param {string} saleId
+ * @param {'pause' | 'resume'} action
+ * @returns {Promise<AdminSale>}
+ */
+export const pauseSale = (key, saleId, action) =>
+  json('POST', `/api/admin/sales/${enc(saleId)}/${action}`, { token: key, accept: JSON_TYPE, body: {} });
+
+/**
+ * @param {string} key
+ * @param {string} saleId
+ * @param {number} [since] epoch seconds: only the points after it
+ * @returns {Promise<LiveFigures>}
+ */
+export const liveFigures = (key, saleId, since) =>
+  json('GET', `/api/admin/sales/${enc(saleId)}/live${since === undefined ? '' : `?since=${since}`}`, { token: key, accept: JSON_TYPE });
+
+/**
+ * One page of a sale's orders, newest first; `next` is the `after` of the following page.
+ * @param {string} key
+ * @param {string} saleId
+ * @param {URLSearchParams} query limit, status, after
+ * @returns {Promise<{ orders: OrderView[], next: string | null }>}
+ */
+export const saleOrders = (key, saleId, query) =>
+  json('GET', `/api/admin/sales/${enc(saleId)}/orders?${query}`, { token: key, accept: JSON_TYPE });
+
+/**
+ * Every order of a sale as CSV.
+ * @param {string} key
+ * @param {string} saleId
+ * @param {string} status empty for all
+ * @returns {Promise<Blob>}
+ */
+export async function saleOrdersCsv(key, saleId, status) {
+  const res = await call('GET', `/api/admin/sales/${enc(saleId)}/orders${status ? `?status=${enc(status)}` : ''}`, { token: key, accept: 'text/csv' });
+  return res.blob();
+}
+
+/**
+ * Anything a call's caller caught, as an ApiError (a bug in the page shows as its message).
+ * @param {unknown} err
+ */
+export function asApiError(err) {
+  return err instanceof ApiError ? err : new ApiError('http', err instanceof Error ? err.message : String(err), 0);
+}
