@@ -17,9 +17,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const app = buildApp(services);
   const { log, secrets } = services;
 
-  if (secrets.generated && config.demoSale) await createDemoSale(services);
-
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    if (secrets.generated && config.demoSale) await createDemoSale(services);
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // Port taken, or the demo sale refused: close what was opened, so that the process can exit.
+    await app.close().catch(() => undefined);
+    await services.close().catch(() => undefined);
+    throw err;
+  }
   services.sweeper.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -1,10 +1,13 @@
-// A start that fails half-way leaves nothing open: createServices closes what it had already
-// opened (PostgreSQL pool, Redis clients, locks), so the process can exit and no connection lingers.
-// Each case runs createServices in a child process that must exit by itself once it failed.
+// A start that fails half-way leaves nothing open: createServices (and startServer after it) close
+// what they had already opened (PostgreSQL pool, Redis clients, locks), so that the process can
+// exit, or start again, and no connection lingers.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/config/config.js';
+import { startServer } from '../../src/server.js';
 import { createDatabase, REDIS_URL, skipUnlessServices } from '../support/cluster.js';
 import { tempDir } from '../support/server.js';
 
@@ -62,5 +65,20 @@ test('distributed: Redis refused after PostgreSQL and Redis were opened, the pro
     assert.match(out, /REFUSED: Redis persistence is off/);
   } finally {
     await db.drop();
+  }
+});
+
+test('embedded: the port is taken, the start fails and releases the data dir (a retry on another port starts)', async () => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const address = taken.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const env = { HOST: '127.0.0.1', SECKILL_DATA_DIR: tempDir(), SECKILL_DEMO_SALE: 'false', LOG_LEVEL: 'silent' };
+  try {
+    await assert.rejects(startServer(loadConfig({ ...env, PORT: String(port) })), /EADDRINUSE/);
+    const retry = await startServer(loadConfig({ ...env, PORT: '0' }));
+    await retry.close();
+  } finally {
+    taken.close();
   }
 });
