@@ -1,9 +1,11 @@
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { SeckillError } from '../domain/errors.js';
 import type { Order } from '../domain/order.js';
-import { RedisStockEngine, parseStoredOrder } from '../stores/redis/redis-engine.js';
+import { busy } from '../stores/redis/codes.js';
 import type { RedisKeys } from '../stores/redis/keys.js';
-import { backlogOf, writerGroupInfo } from '../stores/redis/writer-group.js';
+import { SaleRebuilder } from '../stores/redis/rebuild.js';
+import { pendingWrites as pending, readSaleState } from '../stores/redis/sale-state.js';
 import type { SharedRecordStore } from '../stores/record-store.js';
 
 export interface ReconcileReport {
@@ -15,25 +17,6 @@ export interface ReconcileReport {
   database: { available: number; heldUnits: number; orders: number; reserved: number; paid: number };
   differences: string[];
   repaired: boolean;
-}
-
-async function hscanAll(redis: Redis, key: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  let cursor = '0';
-  do {
-    const [next, flat] = await redis.hscan(key, cursor, 'COUNT', 1000);
-    for (let i = 0; i < flat.length; i += 2) out.set(flat[i], flat[i + 1]);
-    cursor = next;
-  } while (cursor !== '0');
-  return out;
-}
-
-async function pending(redis: Redis, keys: RedisKeys, saleId: string): Promise<number> {
-  try {
-    return backlogOf(await writerGroupInfo(redis, keys.stream(saleId), keys.writerGroup));
-  } catch {
-    return 0; // no stream: nothing pending
-  }
 }
 
 /**
@@ -59,9 +42,7 @@ export async function reconcile(
   }
 
   const differences: string[] = [];
-  const available = Number((await redis.hget(keys.sale(saleId), 'available')) ?? NaN);
-  const redisHeld = new Map([...(await hscanAll(redis, keys.holdings(saleId)))].map(([u, q]) => [u, Number(q)]));
-  const redisOrders = new Map([...(await hscanAll(redis, keys.orders(saleId)))].map(([id, json]) => [id, parseStoredOrder(json)]));
+  const { available, holdings: redisHeld, orders: redisOrders } = await readSaleState(redis, keys, saleId);
   const dbHeld = await repo.holdings(saleId);
   const totals = await repo.totals(saleId);
   const dbOrders = new Map<string, Order>();
@@ -95,10 +76,13 @@ export async function reconcile(
     await repo.applyBatch(missing, stale);
     // Recompute Redis's counters from the record. The sale stops being `ready` (every script then
     // leaves it alone) and is rebuilt the safe way: the writers drain its stream, the database is
-    // read inside the rebuild fence, the record is written whole (RedisStockEngine.rebuild). On a
-    // live sale, buys wait for the rebuild or get 503 busy; none is lost.
+    // read inside the rebuild fence, the record is written whole (src/stores/redis/rebuild.ts). On
+    // a live sale, buys wait for the rebuild or get 503 busy; none is lost.
     await redis.hdel(keys.sale(saleId), 'ready');
-    await new RedisStockEngine(redis, keys, repo, pino({ level: 'silent' })).load(sale);
+    // A failure reads as the engine's own load would put it: 503 busy, nothing changed.
+    await new SaleRebuilder(redis, keys, repo, pino({ level: 'silent' })).ensureLoaded(sale).catch((err: unknown) => {
+      throw err instanceof SeckillError ? err : busy(err);
+    });
     repaired = true;
   }
   return {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Order } from '../../domain/order.js';
-import { parseStoredOrder } from './redis-engine.js';
+import { parseStoredOrder } from './stored-order.js';
 import type { RedisKeys } from './keys.js';
 import { backlogOf, quarantineKey, trimAcknowledged, writerGroupInfo } from './writer-group.js';
 import type { SharedRecordStore, WriterFenceHold } from '../record-store.js';

@@ -43,3 +43,12 @@ export async function trimAcknowledged(redis: Redis, stream: string, group: stri
 export function quarantineKey(prefix: string): string {
   return `${prefix}:quarantine`;
 }
+
+/** Create the writers' group on a stream (and the stream), unless it is there already. */
+export async function createWriterGroup(redis: Redis, stream: string, group: string): Promise<void> {
+  try {
+    await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+  } catch (err) {
+    if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
+  }
+}
