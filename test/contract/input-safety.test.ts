@@ -13,7 +13,8 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { Agent, request } from 'undici';
 import { loadConfig, parseTrustProxy } from '../../src/config/config.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
+import { startInProcess } from '../support/launcher.js';
 import {
   ADMIN_KEY,
   USER_SECRET,
@@ -163,19 +164,7 @@ describe('defect 5 in PostgreSQL mode (memory engine + PostgreSQL, in-process)',
     if (pgSkip) return;
     const db = await createDatabase();
     drop = db.drop;
-    server = await startServer(loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: db.url,
-      SECKILL_DATA_DIR: tempDir(),
-      SECKILL_ADMIN_KEY: ADMIN_KEY,
-      SECKILL_USER_SECRET: USER_SECRET,
-      SECKILL_RATE_PER_IP: '0',
-      SECKILL_RATE_PER_USER: '0',
-      SECKILL_DEMO_SALE: 'false',
-      SECKILL_MAX_EVENT_LOOP_DELAY_MS: '0',
-      LOG_LEVEL: 'silent',
-    }));
+    server = await startInProcess({ DATABASE_URL: db.url, SECKILL_DATA_DIR: tempDir() });
   });
   after(async () => {
     await server?.close();

@@ -15,10 +15,10 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
-import { loadConfig } from '../../src/config/config.js';
 import { buildApp } from '../../src/http/app.js';
 import { secretsFile } from '../../src/config/secrets.js';
 import { createServices } from '../../src/wiring/services.js';
+import { inProcessConfig } from '../support/launcher.js';
 import {
   ADMIN_KEY,
   USER_SECRET,
@@ -735,17 +735,7 @@ describe('no secrets in logs', { skip: inProcessOnly }, () => {
         cb();
       },
     });
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      SECKILL_DATA_DIR: tempDir(),
-      SECKILL_ADMIN_KEY: ADMIN_KEY,
-      SECKILL_USER_SECRET: USER_SECRET,
-      SECKILL_RATE_PER_IP: '0',
-      SECKILL_RATE_PER_USER: '1',
-      SECKILL_DEMO_SALE: 'false',
-      LOG_LEVEL: 'debug',
-    });
+    const config = inProcessConfig({ SECKILL_DATA_DIR: tempDir(), SECKILL_RATE_PER_USER: '1', SECKILL_MAX_EVENT_LOOP_DELAY_MS: undefined, LOG_LEVEL: 'debug' });
     const services = await createServices(config, pino({ level: 'debug' }, sink));
     const app = buildApp(services);
     await app.listen({ port: 0, host: '127.0.0.1' });

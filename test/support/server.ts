@@ -101,8 +101,8 @@ export function saleBody(o: SaleOptions = {}) {
 }
 
 /**
- * An in-process seckill on a random port with its own data dir. A variable given as `undefined`
- * is unset, even when the process environment has it (loadConfig merges process.env underneath):
+ * An in-process seckill on a random port with its own data dir (or, with SECKILL_TEST_MODE=distributed,
+ * a cluster). A variable given as `undefined` is unset (see launcher.ts testEnv):
  * `{ SECKILL_USER_SECRET: undefined }` gives demo mode, with the secret from the data dir.
  */
 export async function startTestServer(env: Record<string, string | undefined> = {}, dataDir?: string): Promise<TestServer> {
@@ -113,18 +113,12 @@ export async function startTestServer(env: Record<string, string | undefined> = 
 async function startEmbedded(env: Record<string, string | undefined>, dataDir: string): Promise<TestServer> {
   const server = await startInProcess({ SECKILL_DATA_DIR: dataDir, ...env });
   const url = server.url;
-  const t: TestServer = {
+  return {
     mode: 'embedded',
     url,
     dataDir,
     server,
-    call: (method, u, o) => call(url, method, u, o),
-    admin: (method, u, body) => call(url, method, u, { token: ADMIN_KEY, body }),
-    async createSale(o = {}) {
-      const r = await t.admin('POST', '/api/admin/sales', saleBody(o));
-      if (r.status !== 201) throw new Error(`create sale: ${r.status} ${r.text}`);
-      return r.body;
-    },
+    ...clientOf(url),
     orders: async (saleId) => readOrders(dataDir, saleId),
     settle: async () => undefined,
     async restart(downMs = 0) {
@@ -134,7 +128,20 @@ async function startEmbedded(env: Record<string, string | undefined>, dataDir: s
     },
     close: () => server.close(),
   };
-  return t;
+}
+
+/** The HTTP side of a TestServer, the same in both modes. */
+function clientOf(url: string): Pick<TestServer, 'call' | 'admin' | 'createSale'> {
+  const admin = (method: string, u: string, body?: unknown) => call(url, method, u, { token: ADMIN_KEY, body });
+  return {
+    call: (method, u, o) => call(url, method, u, o),
+    admin,
+    async createSale(o = {}) {
+      const r = await admin('POST', '/api/admin/sales', saleBody(o));
+      if (r.status !== 201) throw new Error(`create sale: ${r.status} ${r.text}`);
+      return r.body;
+    },
+  };
 }
 
 /**
@@ -160,18 +167,12 @@ async function startTestCluster(env: Record<string, string | undefined>, dataDir
 function clusterServer(cluster: TestCluster): TestServer {
   const url = cluster.url; // one URL: the workers share the port
   let closing: Promise<void> | null = null;
-  const t: TestServer = {
+  return {
     mode: 'distributed',
     url,
     dataDir: cluster.dataDir,
     cluster,
-    call: (method, u, o) => call(url, method, u, o),
-    admin: (method, u, body) => call(url, method, u, { token: ADMIN_KEY, body }),
-    async createSale(o = {}) {
-      const r = await t.admin('POST', '/api/admin/sales', saleBody(o));
-      if (r.status !== 201) throw new Error(`create sale: ${r.status} ${r.text}`);
-      return r.body;
-    },
+    ...clientOf(url),
     orders: (saleId) => cluster.orders(saleId),
     async settle(saleId) {
       await cluster.settle(saleId);
@@ -195,7 +196,6 @@ function clusterServer(cluster: TestCluster): TestServer {
       return closing;
     },
   };
-  return t;
 }
 
 /**
