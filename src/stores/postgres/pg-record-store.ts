@@ -72,14 +72,14 @@ export class PgRecordStore implements SharedRecordStore {
    * database's instance lock), or null. Checked inside the repository, so that the refusal counts
    * on the database's breaker like any other failure to write.
    */
-  writeGate: () => SeckillError | null = () => null;
+  private readonly writeGate: () => SeckillError | null;
 
   constructor(
     private readonly connectionString: string,
     poolSize = 4,
     opts: PgRecordStoreOptions = {},
   ) {
-    if (opts.writeGate) this.writeGate = opts.writeGate;
+    this.writeGate = opts.writeGate ?? (() => null);
     const st = opts.statementTimeoutMs ?? 5000;
     this.statementTimeoutMs = st;
     this.log = opts.log;
