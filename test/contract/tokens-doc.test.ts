@@ -119,3 +119,17 @@ describe('docs/tokens.md: the examples mint tokens seckill accepts', { skip: awa
     assert.match(DOC, /SECKILL_USER_SECRET/);
   });
 });
+
+describe('tokens seckill issues itself carry the configured audience', { skip: await skipUnlessReady() }, () => {
+  test('the demo sign-in (POST /api/demo/token) with SECKILL_TOKEN_AUDIENCE: its token is accepted', async () => {
+    const srv = await startTestServer({ SECKILL_TOKEN_AUDIENCE: AUDIENCE, SECKILL_DEMO: '1' });
+    try {
+      const t = await call(srv.url, 'POST', '/api/demo/token', { body: { userId: 'demo-aud' } });
+      assert.equal(t.status, 200, t.text);
+      assert.equal(claimsOf(t.body.token).aud, AUDIENCE);
+      assert.equal((await call(srv.url, 'GET', '/api/me/orders', { token: t.body.token })).status, 200);
+    } finally {
+      await srv.close();
+    }
+  });
+});

@@ -63,7 +63,7 @@ const DEMO_TOKEN_TTL_SECONDS = 8 * 3600;
  * Registered only in demo mode (seckill generated its own user secret); otherwise the route does not
  * exist and the shop's own login issues the tokens.
  */
-export type DemoDeps = Pick<Services, 'userLimit' | 'secrets'>;
+export type DemoDeps = Pick<Services, 'userLimit' | 'secrets' | 'config'>;
 
 export function demoRoutes(s: DemoDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -72,7 +72,8 @@ export function demoRoutes(s: DemoDeps): FastifyPluginAsyncTypebox {
       await s.userLimit.take(userId);
       reply.header('cache-control', 'no-store');
       return {
-        token: signUserToken(s.secrets.userSecret, userId, DEMO_TOKEN_TTL_SECONDS),
+        // With SECKILL_TOKEN_AUDIENCE set, a token without it would be refused by this very service.
+        token: signUserToken(s.secrets.userSecret, userId, DEMO_TOKEN_TTL_SECONDS, s.config.tokenAudience),
         userId,
         expiresAt: iso(Date.now() + DEMO_TOKEN_TTL_SECONDS * 1000),
       };
