@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import client from 'prom-client';
 import { SeckillError } from '../domain/errors.js';
 import { LiveStats } from './live-stats.js';
@@ -21,31 +20,10 @@ export interface MetricsSources {
 
 type Counts = Record<string, number>;
 
-/** Where several processes add up their per-sale buy outcomes (distributed mode). */
+/** Where several processes add up their per-sale buy outcomes (distributed mode: RedisCounts, src/stores/redis/request-counts.ts). */
 export interface SharedCounts {
   add(deltas: Map<string, Counts>): Promise<void>;
   read(saleId: string): Promise<Counts>;
-}
-
-/** One Redis hash per sale: outcome → count, added to with HINCRBY. */
-export class RedisCounts implements SharedCounts {
-  constructor(
-    private readonly redis: Redis,
-    private readonly key: (saleId: string) => string,
-  ) {}
-
-  async add(deltas: Map<string, Counts>): Promise<void> {
-    const p = this.redis.pipeline();
-    for (const [saleId, counts] of deltas) for (const [outcome, n] of Object.entries(counts)) p.hincrby(this.key(saleId), outcome, n);
-    const results = (await p.exec()) ?? [];
-    const failed = results.find(([err]) => err);
-    if (failed) throw failed[0];
-  }
-
-  async read(saleId: string): Promise<Counts> {
-    const h = await this.redis.hgetall(this.key(saleId));
-    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
-  }
 }
 
 /**

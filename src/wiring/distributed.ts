@@ -4,7 +4,7 @@ import { Breaker } from '../gateway/breaker.js';
 import { RateLimit } from '../gateway/rate-limit.js';
 import { guardStore } from '../gateway/store-guard.js';
 import { RedisCounts } from '../stores/redis/request-counts.js';
-import { RedisSignals } from '../services/signals.js';
+import { RedisSignals } from '../stores/redis/signals.js';
 import { RefreshedStatusTotals } from '../services/status-totals.js';
 import { PgRecordStore } from '../stores/postgres/pg-record-store.js';
 import type { RecordStore } from '../stores/record-store.js';
