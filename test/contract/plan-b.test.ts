@@ -15,25 +15,13 @@ import { Agent, request } from 'undici';
 import { checkOrderInvariants } from '../../src/bench/invariants.js';
 import { timedCall } from '../support/client.js';
 import { alive, childEnv, kill9, killTracked, launchSeckill, until } from '../support/launcher.js';
+import { metric, metricSum } from '../support/metrics.js';
 import { ADMIN_KEY, agent, buy, checkInvariants, orderFacts, readOrders, saleBody, startTestServer, tempDir, userToken, type Reply } from '../support/server.js';
 
 after(killTracked);
 
 /** Generous limit for a call or a wait that has no latency to prove: only a hang must fail. */
 const PATIENCE_MS = 60_000;
-
-/** The value of one sample of /metrics (Prometheus text), or undefined. */
-export function metric(text: string, name: string, labels = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** Sum of every sample of a metric, whatever its labels. */
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const l of text.split('\n')) if (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) sum += Number(l.slice(l.lastIndexOf(' ') + 1));
-  return sum;
-}
 
 function assertBusy(r: Reply, what: string): void {
   assert.equal(r.status, 503, `${what}: ${r.status} ${r.text}`);

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
+import { freePort } from '../support/ports.js';
 import { ADMIN_KEY, call, mode, saleBody, startTestServer, tempDir, userToken } from '../support/server.js';
 
 const ROOT = new URL('../../', import.meta.url);
@@ -69,17 +69,6 @@ async function distributedSkip(): Promise<string | false> {
   if (skip) return skip;
   const { skipUnlessServices } = await import('../support/cluster.js');
   return skipUnlessServices();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** `text` with `from` replaced by `to`; `from` must occur exactly once (so the config cannot drift from the test). */

@@ -34,6 +34,7 @@ import {
   until,
   type BuyRecord,
 } from '../support/distributed.js';
+import { metric, metricSum } from '../support/metrics.js';
 import { PgServer, pgBinDir } from '../support/pg-server.js';
 
 after(killTracked);
@@ -56,17 +57,6 @@ async function skipReason(): Promise<string | false> {
     return r;
   }
   return false;
-}
-
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const l of text.split('\n')) if (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) sum += Number(l.slice(l.lastIndexOf(' ') + 1));
-  return sum;
-}
-
-function metric(text: string, name: string, labels: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 /** Every answer is 202, 409 sold_out/limit_reached or 503 busy with Retry-After; none missing. */

@@ -15,6 +15,7 @@ import { AmbiguousOutcome, OutcomeUnknown } from '../../src/domain/outcome.js';
 import { OrderWriter } from '../../src/engine/group-commit.js';
 import type { RecordStore } from '../../src/stores/record-store.js';
 import type { Transition } from '../../src/domain/transition.js';
+import { until } from '../support/wait.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -40,14 +41,6 @@ function lossyRepo() {
   return { repo, batches, onTransition: (f: typeof transition) => (transition = f) };
 }
 
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await sleep(5);
-  }
-}
-
 test('lost commit reply: committed orders answer as written, the others busy with their stock back', async () => {
   const { repo, batches } = lossyRepo();
   const writer = new OrderWriter(repo, { groupCommitMs: 0, maxBatch: 100, outcomeWaitMs: 5000 }, silent);
@@ -58,7 +51,7 @@ test('lost commit reply: committed orders answer as written, the others busy wit
   const a = engine.reserve(sale, 'a', 1, Date.now());
   const b = engine.reserve(sale, 'b', 1, Date.now());
   b.catch(() => undefined);
-  await until(() => batches.length === 1);
+  await until('one batch', () => batches.length === 1, 5000, 5);
   assert.equal(engine.available(sale.id), 1, 'stock held while the outcome is checked');
   const [batch] = batches;
   const aOrder = batch.orders.find((o) => o.userId === 'a')!;
@@ -86,7 +79,7 @@ test('outcome still unknown after the wait: a 500 that says so, the stock held u
   assert.equal(writer.inDoubt, 1);
   // The database answers later: not committed, so the stock comes back, once.
   batches[0].settle(new Set());
-  await until(() => engine.available(sale.id) === 2);
+  await until('two units available', () => engine.available(sale.id) === 2, 5000, 5);
   await sleep(20);
   assert.equal(engine.available(sale.id), 2);
   assert.equal(writer.inDoubt, 0);

@@ -24,6 +24,7 @@ import { REDIS_URL, TestCluster, skipUnlessServices } from '../support/cluster.j
 import { FaultCluster, RedisServer, dbOrders, killTracked, timedCall, until, type Answer } from '../support/distributed.js';
 import { ADMIN_KEY, userToken } from '../support/server.js';
 import { FaultProxy } from '../support/fault-proxy.js';
+import { metric } from '../support/metrics.js';
 
 after(killTracked);
 
@@ -34,11 +35,6 @@ async function buy(base: string, saleId: string, userId: string): Promise<Answer
   const p = await timedCall(base, 'POST', `/api/sales/${saleId}/path`, { token, body: {} }, 10_000);
   if (p.status !== 200) return p;
   return timedCall(base, 'POST', `/api/sales/${saleId}/buy/${String(p.body.path)}`, { token, body: {} }, 10_000);
-}
-
-function metricValue(text: string, name: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 describe('order writer: quarantine and prune', { skip: skip || undefined }, () => {
@@ -113,7 +109,7 @@ describe('order writer: quarantine and prune', { skip: skip || undefined }, () =
       '/metrics shows the quarantine',
       async () => {
         const m = await timedCall(url, 'GET', '/metrics', { token: ADMIN_KEY }, 10_000);
-        return metricValue(m.text, 'seckill_writer_quarantined') === 2 || undefined;
+        return metric(m.text, 'seckill_writer_quarantined') === 2 || undefined;
       },
       10_000,
       200,

@@ -10,6 +10,8 @@ import { startServer, type RunningServer } from '../../src/server.js';
 import { timedCall } from './client.js';
 import { freePort } from './ports.js';
 
+export { until } from './wait.js';
+
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 export const USER_SECRET = 'test-user-secret-0123456789abcdef0123456789';
 
@@ -111,17 +113,6 @@ export async function terminate(child: ChildProcess, graceMs = PATIENCE_MS): Pro
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
-}
-
-/** Poll `check` every `everyMs` until it gives a value (not undefined/false), or fail after `ms`. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms: number, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 /** A seckill child process on its port. */
