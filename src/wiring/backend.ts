@@ -9,7 +9,6 @@ import type { LocalRefusals } from '../gateway/local-refusals.js';
 import type { RateLimit } from '../gateway/rate-limit.js';
 import type { Switches, SwitchValues } from '../gateway/switches.js';
 import type { SharedCounts } from '../services/metrics.js';
-import type { OrderService } from '../services/order-service.js';
 import type { SaleService } from '../services/sale-service.js';
 import type { SaleSignals } from '../services/signals.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
@@ -63,10 +62,9 @@ export interface BackendContext {
   heard: Heard;
 }
 
-/** The services a backend's background work serves, once the sales are loaded. */
+/** What a backend's background work reads, once the sales are loaded. */
 export interface Served {
   sales: SaleService;
-  orders: OrderService;
 }
 
 /** What a backend runs once its sales are loaded. */

@@ -95,10 +95,10 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       sales.reload(saleId).catch((err: unknown) => log.warn({ err, saleId }, 'sale reload failed'));
     });
     await sales.loadAll();
+    const { writer, totals, sharedCounts } = await backend.serve({ sales });
     const orders = new OrderService(store, engine, { onRelease: (s, u) => signals.released(s, u), onChange: (o) => signals.orderChanged(o) }, log);
     // Order event streams served here hear of changes made in the other processes.
     heard.on('order', (o) => orders.events.emit(o.orderId, o));
-    const { writer, totals, sharedCounts } = await backend.serve({ sales, orders });
     const sweeper = new ExpirySweeper(orders, config.sweepMs, log);
     const metrics = new Metrics({
       available: () => sales.all().map((s) => [s.id, engine.available(s.id)]),
