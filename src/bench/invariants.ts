@@ -98,19 +98,12 @@ export function checkOrderInvariants(input: InvariantInput): InvariantCheck {
 
   if (input.counts) failures.push(...countsDisagree(input.counts, input.stock, units));
 
-  const missing: AcceptedBuy[] = [];
+  let missing: AcceptedBuy[] = [];
   let unacked: OrderFact[] = [];
   if (input.accepted) {
-    for (const a of input.accepted) {
-      const row = byId.get(a.orderId);
-      if (!row) {
-        missing.push(a);
-        continue;
-      }
-      if (row.userId !== a.userId) failures.push(`order ${a.orderId}: user ${row.userId}, the 202 said ${a.userId}`);
-      if (row.quantity !== a.quantity) failures.push(`order ${a.orderId}: quantity ${row.quantity}, the 202 said ${a.quantity}`);
-      if (a.status !== undefined && row.status !== a.status) failures.push(`order ${a.orderId}: ${row.status}, expected ${a.status}`);
-    }
+    const answered = acceptedWithoutRow(byId, input.accepted);
+    failures.push(...answered.failures);
+    missing = answered.missing;
     if (missing.length > 0 && !input.acceptedMayBeLost) {
       failures.push(`${missing.length} accepted orders (202) have no row: ${missing.slice(0, 5).map((a) => a.orderId).join(', ')}`);
     }
@@ -120,6 +113,29 @@ export function checkOrderInvariants(input: InvariantInput): InvariantCheck {
     unacked = matched.unacked;
   }
   return { failures, held, perUser, units, missing, unacked };
+}
+
+/**
+ * Invariant 3: every 202 names its own order, and that order's row has the same user and quantity
+ * (and the state the client was left with, when given). Returns the 202s whose row is missing.
+ */
+export function acceptedWithoutRow(orders: ReadonlyMap<string, OrderFact>, accepted: readonly AcceptedBuy[]): { failures: string[]; missing: AcceptedBuy[] } {
+  const failures: string[] = [];
+  const missing: AcceptedBuy[] = [];
+  const seen = new Set<string>();
+  for (const a of accepted) {
+    if (seen.has(a.orderId)) failures.push(`order ${a.orderId} answered 202 twice`);
+    seen.add(a.orderId);
+    const row = orders.get(a.orderId);
+    if (!row) {
+      missing.push(a);
+      continue;
+    }
+    if (row.userId !== a.userId) failures.push(`order ${a.orderId}: user ${row.userId}, the 202 said ${a.userId}`);
+    if (row.quantity !== a.quantity) failures.push(`order ${a.orderId}: quantity ${row.quantity}, the 202 said ${a.quantity}`);
+    if (a.status !== undefined && row.status !== a.status) failures.push(`order ${a.orderId}: ${row.status}, expected ${a.status}`);
+  }
+  return { failures, missing };
 }
 
 function countsDisagree(c: UnitCounts, stock: number, units: UnitsByState): string[] {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { rowsWithoutAccepted } from '../../src/bench/invariants.js';
+import { acceptedWithoutRow, rowsWithoutAccepted } from '../../src/bench/invariants.js';
 import { RedisKeys } from '../../src/stores/redis/keys.js';
 import { timedCall, type Answer } from './client.js';
 import { TestCluster } from './cluster.js';
@@ -258,21 +258,15 @@ export async function dbOrders(databaseUrl: string, saleId: string): Promise<DbO
  * whether any may be missing).
  */
 export function acksWithoutRow(records: BuyRecord[], rows: OrderRow[]): BuyRecord[] {
-  const byId = new Map(rows.map((r) => [r.order_id, r]));
-  const missing: BuyRecord[] = [];
-  for (const r of records) {
-    if (r.status !== 202) continue;
+  const acked = records.filter((r) => r.status === 202);
+  const accepted = acked.map((r) => {
     assert.ok(r.orderId, `202 without orderId (${r.error})`);
-    const row = byId.get(r.orderId);
-    if (!row) {
-      missing.push(r);
-      continue;
-    }
-    assert.equal(row.user_id, r.userId, `user of ${r.orderId}`);
-    assert.equal(row.quantity, r.quantity, `quantity of ${r.orderId}`);
-    assert.equal(row.status, 'reserved', `status of ${r.orderId}`);
-  }
-  return missing;
+    return { orderId: r.orderId, userId: r.userId, quantity: r.quantity, status: 'reserved' };
+  });
+  const { failures, missing } = acceptedWithoutRow(new Map(orderFacts(rows).map((o) => [o.orderId, o])), accepted);
+  assert.deepEqual(failures, [], '202s against their rows');
+  const lost = new Set(missing.map((m) => m.orderId));
+  return acked.filter((r) => r.orderId !== null && lost.has(r.orderId));
 }
 
 /**
