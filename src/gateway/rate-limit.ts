@@ -1,29 +1,20 @@
-import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { SeckillError } from '../domain/errors.js';
 
 /**
  * Requests per second per key, allowing a burst of 2× the rate: the limiter counts
- * 2 × rate points over a 2 s window (rate-limiter-flexible). In memory for one process; with
- * a Redis client the count is shared by every process, and falls back to a per-process count
- * while Redis is unreachable. rate 0 turns the limit off.
+ * 2 × rate points over a 2 s window (rate-limiter-flexible). In memory for one process unless a
+ * store is given (distributed mode: src/stores/redis/rate-limit-store.ts, shared by every
+ * process). rate 0 turns the limit off.
  */
+/** Where the counts live: a rate-limiter-flexible limiter for these points per duration (s). */
+export type LimiterStore = (opts: { points: number; duration: number }) => RateLimiterAbstract;
+
 export class RateLimit {
   private readonly limiter: RateLimiterAbstract | null;
 
-  constructor(perSecond: number, shared?: { redis: Redis; keyPrefix: string }) {
-    const points = perSecond * 2;
-    const duration = 2;
-    if (perSecond <= 0) this.limiter = null;
-    else if (shared) {
-      this.limiter = new RateLimiterRedis({
-        storeClient: shared.redis,
-        keyPrefix: shared.keyPrefix,
-        points,
-        duration,
-        insuranceLimiter: new RateLimiterMemory({ points, duration }),
-      });
-    } else this.limiter = new RateLimiterMemory({ points, duration });
+  constructor(perSecond: number, store: LimiterStore = (opts) => new RateLimiterMemory(opts)) {
+    this.limiter = perSecond > 0 ? store({ points: perSecond * 2, duration: 2 }) : null;
   }
 
   get enabled(): boolean {

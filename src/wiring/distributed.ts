@@ -1,10 +1,11 @@
-import { SeckillError } from '../domain/errors.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import { Breaker } from '../gateway/breaker.js';
 import { RateLimit } from '../gateway/rate-limit.js';
 import { guardStore } from '../gateway/store-guard.js';
 import { RedisCounts } from '../stores/redis/request-counts.js';
+import { redisLimiterStore } from '../stores/redis/rate-limit-store.js';
 import { RedisSignals } from '../stores/redis/signals.js';
+import { RedisSwitchStore } from '../stores/redis/switch-store.js';
 import { RefreshedStatusTotals } from '../services/status-totals.js';
 import { PgRecordStore } from '../stores/postgres/pg-record-store.js';
 import type { RecordStore } from '../stores/record-store.js';
@@ -63,6 +64,7 @@ export async function distributedBackend(ctx: BackendContext, urls: { databaseUr
     // Redis down: buys get 503 busy at once while its breaker is open; it probes and closes by itself.
     const redisBreaker = new Breaker('stock service');
     const engine = guardStore<StockEngine>(redisEngine, redisBreaker, 'stock service', STOCK_ENGINE_LOCAL);
+    const switchStore = new RedisSwitchStore(redis, keys);
     const signals = opened.add(new RedisSignals(redis, sub, keys.signals(), refusals, heard, log), (s) => s.close());
     await signals.start();
 
@@ -70,11 +72,10 @@ export async function distributedBackend(ctx: BackendContext, urls: { databaseUr
     const serve = async ({ sales }: Served) => {
       redisEngine.startRefresh();
       // Switches set before this process started, and those set on other processes from now on.
-      const stored = await redis.hgetall(keys.switches());
-      switches.set({ refuseBuys: stored.refuseBuys === '1', degraded: stored.degraded === '1' });
+      switches.set(await switchStore.read());
       heard.on('switches', (v) => switches.set(v));
       // A lost signal must not leave a hint wrong: refresh every second, resync on resubscribe.
-      const hints = opened.add(new HintRefresher(redis, keys, switches, sales, refusals, log), (h) => h.stop());
+      const hints = opened.add(new HintRefresher(redis, keys, switchStore, switches, sales, refusals, log), (h) => h.stop());
       heard.on('resubscribed', () => {
         // The periodic refresh (and the next reconnect) still corrects the hints.
         hints.resync().catch((err: unknown) => log.warn({ err }, 'signals resync failed'));
@@ -109,15 +110,11 @@ export async function distributedBackend(ctx: BackendContext, urls: { databaseUr
       store,
       engine,
       signals,
-      userLimit: new RateLimit(config.ratePerUser, { redis, keyPrefix: keys.rateLimitPrefix() }),
+      userLimit: new RateLimit(config.ratePerUser, redisLimiterStore(redis, keys)),
       breakers: [dbBreaker, redisBreaker],
       pings: { database: () => pg.ping(), redis: () => redis.ping() },
       async shareSwitches(values) {
-        try {
-          await redis.hset(keys.switches(), { refuseBuys: values.refuseBuys ? '1' : '0', degraded: values.degraded ? '1' : '0' });
-        } catch (err) {
-          throw new SeckillError('busy', 'The switches could not be shared with the other processes; try again.', 1, err);
-        }
+        await switchStore.write(values);
         signals.switchesChanged(values);
       },
       serve,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
+import { decodeSwitches, type RedisSwitchStore } from './switch-store.js';
 import type { Sale } from '../../domain/sale.js';
 import type { LocalRefusals } from '../../gateway/local-refusals.js';
 import type { Switches } from '../../gateway/switches.js';
@@ -27,6 +28,7 @@ export class HintRefresher {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
+    private readonly switchStore: RedisSwitchStore,
     private readonly switches: Switches,
     private readonly sales: KnownSales,
     private readonly refusals: LocalRefusals,
@@ -49,11 +51,11 @@ export class HintRefresher {
   async refresh(): Promise<void> {
     const sales = this.sales.all();
     const p = this.redis.pipeline();
-    p.hgetall(this.keys.switches());
+    this.switchStore.queueRead(p);
     for (const s of sales) p.hget(this.keys.sale(s.id), 'paused');
     const results = (await p.exec()) ?? [];
     const [switchesErr, stored] = results[0] ?? [new Error('no reply'), null];
-    if (!switchesErr) this.applySwitches(stored as Record<string, string>);
+    if (!switchesErr) this.switches.set(decodeSwitches(stored as Record<string, string>));
     const stale: string[] = [];
     sales.forEach((s, i) => {
       const [err, v] = results[i + 1] ?? [new Error('no reply'), null];
@@ -70,14 +72,9 @@ export class HintRefresher {
   /** Everything again, after the subscriber reconnected: no signal since it dropped was heard. */
   async resync(): Promise<void> {
     this.refusals.clear();
-    this.applySwitches(await this.redis.hgetall(this.keys.switches()));
+    this.switches.set(await this.switchStore.read());
     for (const s of this.sales.all()) await this.sales.reload(s.id);
     this.log.info({ sales: this.sales.all().length }, 'signals resubscribed: switches, sales and refusal memos resynchronised');
-  }
-
-  private applySwitches(stored: Record<string, string>): void {
-    // An empty hash: no operator ever set a switch in this deployment; both are off.
-    this.switches.set({ refuseBuys: stored.refuseBuys === '1', degraded: stored.degraded === '1' });
   }
 
   stop(): void {
