@@ -1,12 +1,13 @@
 import client from 'prom-client';
 import { SeckillError } from '../domain/errors.js';
+import type { StatusTotals } from '../stores/record-store.js';
 import { LiveStats } from './live-stats.js';
 
 export interface MetricsSources {
   /** Available stock per sale id. */
   available(): Array<[string, number]>;
   /** Units per status per sale id. */
-  totals(): Promise<Array<[string, Record<string, number>]>>;
+  totals(): Promise<ReadonlyArray<readonly [string, Readonly<StatusTotals>]>>;
   writerBacklog(): number;
   /** Orders the order writer has committed since the start (for the dashboard's orders per second). */
   ordersWritten(): number;
@@ -51,8 +52,14 @@ export class Metrics {
   private flusher: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
-  constructor(sources: MetricsSources) {
+  /** `shared`: distributed mode, where each process adds its counts every `flushMs`. */
+  constructor(sources: MetricsSources, shared?: { counts: SharedCounts; flushMs: number }) {
     const registers = [this.registry];
+    if (shared) {
+      this.shared = shared.counts;
+      this.flusher = setInterval(() => void this.flush(), shared.flushMs);
+      this.flusher.unref();
+    }
     this.live = new LiveStats({ ordersWritten: () => sources.ordersWritten(), backlog: () => sources.writerBacklog() });
     client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
     const fast = this.fastCounts;
@@ -98,7 +105,7 @@ export class Metrics {
       registers,
       async collect() {
         this.reset();
-        let totals: Array<[string, Record<string, number>]>;
+        let totals: ReadonlyArray<readonly [string, Readonly<StatusTotals>]>;
         try {
           totals = await sources.totals();
         } catch {
@@ -186,13 +193,6 @@ export class Metrics {
   /** This process's buy outcomes for a sale. */
   saleRequests(saleId: string): Counts {
     return { ...(this.saleOutcomes.get(saleId) ?? {}) };
-  }
-
-  /** Add this process's counts to `shared` every `flushMs` from now on. */
-  share(shared: SharedCounts, flushMs: number): void {
-    this.shared = shared;
-    this.flusher = setInterval(() => void this.flush(), flushMs);
-    this.flusher.unref();
   }
 
   /** Buy outcomes of a sale over all processes (this one's up to now); this process's alone without shared counts. */

@@ -27,6 +27,7 @@ export interface Services {
   config: Config;
   secrets: Secrets;
   log: Logger;
+  /** The database of record (tests and operators' tools read it; routes go through the services). */
   repo: RecordStore;
   writer: WriterStatus;
   engine: StockEngine;
@@ -103,14 +104,13 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     const metrics = new Metrics({
       available: () => sales.all().map((s) => [s.id, engine.available(s.id)]),
       // O(sales): no database work on the scrape path (issue 9, defect 11).
-      totals: async () => totals.snapshot(sales.all().map((s) => s.id)) as unknown as Array<[string, Record<string, number>]>,
+      totals: async () => totals.snapshot(sales.all().map((s) => s.id)),
       writerBacklog: () => writer.backlog,
       ordersWritten: () => writer.ordersWritten,
       writerQuarantined: () => writer.quarantined ?? 0,
       switches: () => ({ ...switches.values() }),
       breakers: () => breakers.map((b) => [b.name, b.state]),
-    });
-    if (sharedCounts) metrics.share(sharedCounts, config.statsFlushMs);
+    }, sharedCounts ? { counts: sharedCounts, flushMs: config.statsFlushMs } : undefined);
     log.info({ mode }, 'seckill mode');
 
     return {
