@@ -108,7 +108,7 @@ export async function runBench(o: BenchOptions): Promise<number> {
   }
 
   const server = o.target ? null : await startSeckill(o);
-  const base = o.target ?? server!.url;
+  const base = o.target ?? (server ? server.url : '');
   const api = new Api(base, Math.max(p.connections, 16));
   const ratioLine = (measure: string, f: HttpFigures, target: number, note: string, p99Target?: number) => {
     const ratio = f.rps / bare.rps;

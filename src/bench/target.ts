@@ -17,8 +17,9 @@ export interface Child {
 export async function startChild(args: string[], env: Record<string, string>, readyPath: string | null, port?: number): Promise<Child> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()).length > 1e5 && (out = out.slice(-5e4)));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()).length > 1e5 && (out = out.slice(-5e4)));
+  const keep = (d: Buffer) => (out += d.toString()).length > 1e5 && (out = out.slice(-5e4));
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');

@@ -43,9 +43,9 @@ export class LocalRefusals {
   holdsLimit(saleId: string, userId: string): boolean {
     const users = this.atLimit.get(saleId);
     const until = users?.get(userId);
-    if (until === undefined) return false;
+    if (users === undefined || until === undefined) return false;
     if (until > Date.now()) return true;
-    users!.delete(userId);
+    users.delete(userId);
     return false;
   }
 

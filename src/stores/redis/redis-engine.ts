@@ -83,19 +83,21 @@ export class RedisStockEngine implements StockEngine {
 
   /** Redis's clock minus ours; learned once, then kept fresh by the refresher. */
   private async clockOffset(): Promise<number> {
-    if (this.clockOffsetMs === null || Date.now() - this.clockLearnedAt > 60_000) await this.learnClock();
-    return this.clockOffsetMs!;
+    if (this.clockOffsetMs === null || Date.now() - this.clockLearnedAt > 60_000) return this.learnClock();
+    return this.clockOffsetMs;
   }
 
-  private async learnClock(): Promise<void> {
+  /** Returns the offset now believed. */
+  private async learnClock(): Promise<number> {
     const t0 = Date.now();
     const [s, us] = (await this.redis.time()) as Array<string | number>;
     const t1 = Date.now();
+    const sample = Number(s) * 1000 + Math.floor(Number(us) / 1000) - Math.round((t0 + t1) / 2);
     // A slow sample is a poor one (the error is up to half the round trip): keep the last good one.
-    if (this.clockOffsetMs === null || t1 - t0 <= 100) {
-      this.clockOffsetMs = Number(s) * 1000 + Math.floor(Number(us) / 1000) - Math.round((t0 + t1) / 2);
-    }
+    const offset = this.clockOffsetMs === null || t1 - t0 <= 100 ? sample : this.clockOffsetMs;
+    this.clockOffsetMs = offset;
     this.clockLearnedAt = t1;
+    return offset;
   }
 
   async reserve(sale: Sale, userId: string, quantity: number, now: number): Promise<ReserveResult> {
@@ -140,7 +142,7 @@ export class RedisStockEngine implements StockEngine {
     if (code === LuaCode.reserve.reserved) {
       const order: Order = {
         orderId, saleId: sale.id, userId, quantity, priceCents: sale.priceCents, status: 'reserved',
-        createdAt: now, expiresAt, paidAt: null, paymentRef: null,
+        createdAt: now, expiresAt, paidAt: null, paymentRef: null, refundedAt: null, refundReason: null,
       };
       return { ok: true, order, available, held };
     }
@@ -304,6 +306,34 @@ export class RedisStockEngine implements StockEngine {
     );
     if (r === LuaCode['adopt-order'].adopted) this.log.warn({ saleId: o.saleId, orderId, quantity: o.quantity }, 'an order known only to the database was adopted into Redis');
     return r === LuaCode['adopt-order'].adopted || r === LuaCode['adopt-order'].known;
+  }
+
+  /** One step on Redis (update-sale.lua): refused there when an order exists, so no reserve slips in between. */
+  async correct(before: Sale, after: Sale): Promise<void> {
+    const fixedToo =
+      after.stock !== before.stock || after.perUserLimit !== before.perUserLimit || after.startsAt !== before.startsAt ||
+      after.priceCents !== before.priceCents || after.paymentWindowSeconds !== before.paymentWindowSeconds;
+    const sk = this.keys;
+    const run = () =>
+      this.redis.seckillUpdateSale(
+        sk.sale(after.id), sk.holdings(after.id), sk.orders(after.id),
+        after.endsAt ?? 0, fixedToo ? 1 : 0, after.stock, after.perUserLimit, after.startsAt, after.priceCents, after.paymentWindowSeconds,
+      );
+    let code: number;
+    try {
+      code = Number(await run());
+      if (code === LuaCode['update-sale'].notLoaded) {
+        // Redis lost the sale: rebuild it (from the corrected sale and the database's orders), then correct.
+        await this.load(after);
+        code = Number(await run());
+      }
+    } catch (err) {
+      throw err instanceof SeckillError ? err : busy(err);
+    }
+    if (code === LuaCode['update-sale'].hasOrders) throw new SeckillError('sale_open', 'The sale has orders: only its name, description and end time can change.');
+    if (code !== LuaCode['update-sale'].updated) throw busy(new Error(`update-sale answered ${code}`));
+    this.sales.set(after.id, after);
+    await this.refresh(after.id).catch(() => undefined);
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
