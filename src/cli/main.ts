@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseCents, parsePrice, priceCentsOf, protectSaleIds } from './args.js';
 import { adminCall as callService, type AdminCallOptions } from './target.js';
-import type { SecretsEnv } from '../config/secrets.js';
+import type { Config } from '../config/config.js';
 import type { TokenOptions } from './token.js';
 // The server, the engines and the stores are imported by the commands that use them, when they
 // run: `--help`, `token` and `sale` load none of them.
@@ -46,7 +46,7 @@ program
       if (modeOf(config) !== 'distributed') {
         throw new Error('--workers needs distributed mode (REDIS_URL and DATABASE_URL): the embedded engine lives in one process.');
       }
-      await runPrimary(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo }, opts.workers);
+      await runPrimary(config, opts.workers);
       return;
     }
     const { startServer } = await import('../server.js');
@@ -66,11 +66,13 @@ program
   });
 
 /** The cluster's primary: forks the workers, replaces one that dies, passes a stop signal on. */
-async function runPrimary(dataDir: string, env: SecretsEnv, workers: number): Promise<void> {
-  const [{ demoBanner }, { resolveSecrets }] = await Promise.all([import('../server.js'), import('../config/secrets.js')]);
+async function runPrimary(config: Config, workers: number): Promise<void> {
+  const [{ demoBanner, primaryGuidance }, { resolveSecrets, secretsEnv }] = await Promise.all([import('../server.js'), import('../config/secrets.js')]);
   // Secrets are settled here, once, so that the workers do not race to generate them.
-  const secrets = resolveSecrets(dataDir, env);
-  if (secrets.generated) process.stdout.write(`seckill: admin key (printed once; also in ${dataDir}/secrets.json): ${secrets.adminKey}\n`);
+  const secrets = resolveSecrets(config.dataDir, secretsEnv(config));
+  // The first-start guidance, once for the cluster (the workers print none).
+  const guidance = primaryGuidance(config, 'distributed', secrets);
+  if (guidance !== null) process.stdout.write(guidance);
   // Each worker logs it too; the console says it once, at every start.
   if (secrets.demo) process.stdout.write(demoBanner(secrets.demoReason));
   let stopping = false;

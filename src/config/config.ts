@@ -1,17 +1,24 @@
 import net from 'node:net';
 import path from 'node:path';
 import { Type, type Static } from 'typebox';
-import { validateEnv } from './errors.js';
+import { ConfigError, validateEnv } from './errors.js';
 
 /** An on/off switch: 1/0, true/false, yes/no. */
 const Flag = (dflt: boolean) =>
   Type.Union(['1', '0', 'true', 'false', 'yes', 'no'].map((v) => Type.Literal(v)), { default: dflt ? 'true' : 'false' });
 const on = (v: string) => v === '1' || v === 'true' || v === 'yes';
 
+/** The shortest key (admin or payments) seckill accepts. */
+const KEY_MIN_LENGTH = 16;
+
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ default: '127.0.0.1' }),
-  SECKILL_ADMIN_KEY: Type.Optional(Type.String({ minLength: 16 })),
+  SECKILL_ADMIN_KEY: Type.Optional(Type.String({ minLength: KEY_MIN_LENGTH })),
+  /** More admin keys, comma-separated (rotation); checked by keyList. */
+  SECKILL_ADMIN_KEYS: Type.Optional(Type.String()),
+  /** Keys of the payments scope (pay, cancel, refund, read orders), comma-separated. */
+  SECKILL_PAYMENTS_KEYS: Type.Optional(Type.String()),
   SECKILL_USER_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   SECKILL_DATA_DIR: Type.String({ default: './data' }),
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
@@ -82,6 +89,10 @@ export interface Config {
   port: number;
   host: string;
   adminKey?: string;
+  /** SECKILL_ADMIN_KEYS: more admin keys (SECKILL_ADMIN_KEY is one more). */
+  adminKeys?: string[];
+  /** SECKILL_PAYMENTS_KEYS. */
+  paymentsKeys?: string[];
   userSecret?: string;
   dataDir: string;
   redisUrl?: string;
@@ -122,10 +133,20 @@ export interface Config {
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = validateEnv<Env>(EnvSchema, env);
+  const problems: string[] = [];
+  const adminKeys = keyList('SECKILL_ADMIN_KEYS', e.SECKILL_ADMIN_KEYS, problems);
+  const paymentsKeys = keyList('SECKILL_PAYMENTS_KEYS', e.SECKILL_PAYMENTS_KEYS, problems);
+  const admin = new Set([...(e.SECKILL_ADMIN_KEY ? [e.SECKILL_ADMIN_KEY] : []), ...adminKeys]);
+  if (paymentsKeys.some((k) => admin.has(k))) {
+    problems.push('SECKILL_PAYMENTS_KEYS holds a key that is also an admin key (SECKILL_ADMIN_KEY or SECKILL_ADMIN_KEYS): each key has one scope.');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: e.PORT,
     host: e.HOST,
     adminKey: e.SECKILL_ADMIN_KEY,
+    adminKeys,
+    paymentsKeys,
     userSecret: e.SECKILL_USER_SECRET,
     dataDir: path.resolve(e.SECKILL_DATA_DIR),
     redisUrl: e.REDIS_URL,
@@ -155,6 +176,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
     testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
   };
+}
+
+/**
+ * A comma-separated key list: each entry at least KEY_MIN_LENGTH characters, none empty (a stray
+ * comma is a mistake, not a key). Keys are secrets: a refusal names the entry, never its text.
+ */
+function keyList(name: string, text: string | undefined, problems: string[]): string[] {
+  if (text === undefined) return [];
+  const keys = text.split(',').map((k) => k.trim());
+  keys.forEach((k, i) => {
+    const which = `entry ${i + 1} of ${keys.length}`;
+    if (k.length === 0) problems.push(`${name}: ${which} is empty; ${name} takes keys of at least ${KEY_MIN_LENGTH} characters separated by single commas.`);
+    else if (k.length < KEY_MIN_LENGTH) problems.push(`${name}: ${which} has ${k.length} characters (not shown); ${name} takes keys of at least ${KEY_MIN_LENGTH} characters separated by commas.`);
+  });
+  const given = keys.filter((k) => k.length > 0);
+  if (new Set(given).size !== given.length) problems.push(`${name} names the same key twice.`);
+  return keys;
 }
 
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);

@@ -1,10 +1,22 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Config } from './config.js';
+
+/** The keys of each scope: `admin` may do everything; `payments` pay, cancel, refund and read orders. */
+export interface Keys {
+  admin: string[];
+  payments: string[];
+}
 
 export interface Secrets {
+  /** The first admin key (the one seckill generated, or SECKILL_ADMIN_KEY, or the first of SECKILL_ADMIN_KEYS). */
   adminKey: string;
+  /** Every key, per scope (several per scope, for rotation). */
+  keys: Keys;
   userSecret: string;
+  /** Where the admin keys and the user secret came from: the environment (never printed) or the data dir. */
+  fromEnv: { adminKey: boolean; userSecret: boolean };
   /**
    * Demo mode: anyone may mint a user token (POST /api/demo/token) and users may pay their own
    * orders. Never implied by where the secrets came from; see `resolveSecrets`.
@@ -25,9 +37,24 @@ interface Stored {
 
 export interface SecretsEnv {
   adminKey?: string;
+  /** SECKILL_ADMIN_KEYS: more admin keys (rotation); SECKILL_ADMIN_KEY is one more. */
+  adminKeys?: string[];
+  /** SECKILL_PAYMENTS_KEYS. */
+  paymentsKeys?: string[];
   userSecret?: string;
   /** SECKILL_DEMO: on or off when set; undefined lets the data dir decide. */
   demo?: boolean;
+}
+
+/** What of the secrets the configuration sets (the rest comes from the data dir). */
+export function secretsEnv(config: Config): SecretsEnv {
+  return {
+    adminKey: config.adminKey,
+    adminKeys: config.adminKeys,
+    paymentsKeys: config.paymentsKeys,
+    userSecret: config.userSecret,
+    demo: config.demo,
+  };
 }
 
 export function secretsFile(dataDir: string): string {
@@ -46,17 +73,19 @@ export function secretsFile(dataDir: string): string {
  */
 export function resolveSecrets(dataDir: string, env: SecretsEnv): Secrets {
   const file = secretsFile(dataDir);
+  // Admin keys from the environment: SECKILL_ADMIN_KEY and SECKILL_ADMIN_KEYS together.
+  const envAdmin = [...(env.adminKey ? [env.adminKey] : []), ...(env.adminKeys ?? [])];
   let stored: Stored | null = null;
   let generated = false;
-  if (!env.adminKey || !env.userSecret) {
+  if (envAdmin.length === 0 || !env.userSecret) {
     if (fs.existsSync(file)) {
       stored = JSON.parse(fs.readFileSync(file, 'utf8')) as Stored;
     } else {
-      fs.mkdirSync(dataDir, { recursive: true });
+      makeDataDir(dataDir);
       stored = {
         adminKey: crypto.randomBytes(24).toString('base64url'),
         userSecret: crypto.randomBytes(32).toString('base64url'),
-        demo: env.demo === undefined && !env.adminKey && !env.userSecret,
+        demo: env.demo === undefined && envAdmin.length === 0 && !env.userSecret,
       };
       try {
         fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
@@ -71,11 +100,25 @@ export function resolveSecrets(dataDir: string, env: SecretsEnv): Secrets {
   let demoReason: string | null = null;
   if (env.demo !== undefined) demoReason = env.demo ? 'SECKILL_DEMO=1' : null;
   else if (!env.userSecret && stored?.demo === true) demoReason = `"demo": true in ${file} (written at its first start; SECKILL_DEMO=0 turns it off)`;
+  const admin = envAdmin.length > 0 ? envAdmin : stored ? [stored.adminKey] : [];
+  const userSecret = env.userSecret ?? stored?.userSecret;
+  if (admin.length === 0 || !userSecret) throw new Error(`${file} lacks adminKey or userSecret.`);
   return {
-    adminKey: env.adminKey ?? stored!.adminKey,
-    userSecret: env.userSecret ?? stored!.userSecret,
+    adminKey: admin[0],
+    keys: { admin, payments: [...(env.paymentsKeys ?? [])] },
+    userSecret,
+    fromEnv: { adminKey: envAdmin.length > 0, userSecret: Boolean(env.userSecret) },
     demo: demoReason !== null,
     demoReason,
     generated,
   };
+}
+
+/**
+ * The data dir, created readable by its owner only (0700): it holds the secrets and the database
+ * (per-sale secrets). An existing dir keeps its mode (the operator's choice). The SQLite store
+ * creates it the same way (src/stores/sqlite/private-files.ts).
+ */
+export function makeDataDir(dataDir: string): void {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 }

@@ -3,7 +3,27 @@ import { createSigner, createVerifier } from 'fast-jwt';
 import { SeckillError } from '../domain/errors.js';
 import { isStorableLine } from '../domain/stored-text.js';
 
-export type AuthResult = { kind: 'admin' } | { kind: 'user'; userId: string };
+/** What a key may do: `admin` everything; `payments` pay, cancel, refund and read orders. */
+export type KeyScope = 'admin' | 'payments';
+export const KEY_SCOPES: readonly KeyScope[] = ['admin', 'payments'];
+
+/**
+ * Which key a request came with, without the key: its scope and the first 8 hex digits of the
+ * key's SHA-256 (`payments:1a2b3c4d`), for logs and audit records.
+ */
+export interface KeyRef {
+  scope: KeyScope;
+  id: string;
+}
+
+/** The keys of each scope (several per scope, so that they can be rotated). */
+export type ScopedKeys = Record<KeyScope, readonly string[]>;
+
+/**
+ * Who a request is: a service or operator with a key (`kind: 'admin'` for either scope; `key.scope`
+ * says which), or a user. Order reads and changes treat both scopes alike (no owner check).
+ */
+export type AuthResult = { kind: 'admin'; key: KeyRef } | { kind: 'user'; userId: string };
 
 const MAX_SUB = 128;
 
@@ -31,14 +51,15 @@ export interface AuthOptions {
 
 /**
  * Identity: HS256 user tokens (fast-jwt; `alg` pinned to HS256, so `none` and RS/HS
- * confusion are refused) and the operators' admin key, compared in constant time.
+ * confusion are refused) and the scoped keys, compared in constant time over their digests.
  */
 export class Auth {
   private readonly verify: (token: string) => { sub?: unknown };
-  private readonly adminDigest: Buffer;
+  /** Only digests of the keys are kept, each with the key's non-secret id. */
+  private readonly keyDigests: { digest: Buffer; ref: KeyRef }[];
   private readonly metricsDigest: Buffer | null;
 
-  constructor(userSecret: string, adminKey: string, opts: AuthOptions = {}) {
+  constructor(userSecret: string, keys: ScopedKeys, opts: AuthOptions = {}) {
     const { audience } = opts;
     // A token without `exp` would be valid forever, leaked or not: refused unless allowed.
     const required = opts.allowTokensWithoutExp ? ['sub'] : ['sub', 'exp'];
@@ -51,7 +72,8 @@ export class Auth {
       // Verified tokens are cached (until their exp), so a retrying buyer costs no HMAC.
       cache: 10_000,
     }) as (token: string) => { sub?: unknown };
-    this.adminDigest = digest(adminKey);
+    this.keyDigests = KEY_SCOPES.flatMap((scope) => keys[scope].map((k) => ({ digest: digest(k), ref: keyRef(scope, k) })));
+    if (!this.keyDigests.some((k) => k.ref.scope === 'admin')) throw new Error('Auth needs at least one admin key.');
     this.metricsDigest = opts.metricsToken ? digest(opts.metricsToken) : null;
   }
 
@@ -63,8 +85,17 @@ export class Auth {
     return t.length > 0 ? t : null;
   }
 
-  isAdminKey(token: string): boolean {
-    return crypto.timingSafeEqual(digest(token), this.adminDigest);
+  /**
+   * The configured key `token` is, or null. Every key is compared (timingSafeEqual over SHA-256
+   * digests, no early exit), so the time says neither whether nor which key matched.
+   */
+  key(token: string): KeyRef | null {
+    const given = digest(token);
+    let found: KeyRef | null = null;
+    for (const k of this.keyDigests) {
+      if (crypto.timingSafeEqual(given, k.digest)) found = k.ref;
+    }
+    return found;
   }
 
   /** The user id of a valid token; throws unauthorized otherwise. */
@@ -82,15 +113,16 @@ export class Auth {
     return sub;
   }
 
-  /** Admin key or user token. */
+  /** A key of either scope, or a user token (the order routes: both scopes may read, pay and cancel). */
   identify(token: string | null): AuthResult {
-    if (token && this.isAdminKey(token)) return { kind: 'admin' };
+    const key = token ? this.key(token) : null;
+    if (key) return { kind: 'admin', key };
     return { kind: 'user', userId: this.user(token) };
   }
 
   /**
-   * The order event stream: a header carries the admin key or a user token; `?access_token=`
-   * (EventSource cannot send headers) only a user token, so the admin key never goes into a URL
+   * The order event stream: a header carries a key or a user token; `?access_token=`
+   * (EventSource cannot send headers) only a user token, so a key never goes into a URL
    * (and from there into proxy logs and browser history).
    */
   identifyStream(header: string | null, query: string | undefined): AuthResult {
@@ -98,26 +130,59 @@ export class Auth {
     return { kind: 'user', userId: this.user(query ?? null) };
   }
 
-  /** For /metrics: the metrics token or the admin key, else 401 (a user token is no credential here). */
+  /** For /metrics: the metrics token or an admin key, else 401 (403 for a payments key). */
   requireMetrics(token: string | null): void {
     if (token && this.metricsDigest && crypto.timingSafeEqual(digest(token), this.metricsDigest)) return;
-    if (token && this.isAdminKey(token)) return;
-    throw new SeckillError('unauthorized', 'Metrics need the metrics token (SECKILL_METRICS_TOKEN) or the admin key as a bearer token.');
+    const key = token ? this.key(token) : null;
+    if (key?.scope === 'admin') return;
+    if (key) throw scopeRefusal(key, 'admin');
+    throw new SeckillError('unauthorized', 'Metrics need the metrics token (SECKILL_METRICS_TOKEN) or an admin key as a bearer token.');
   }
 
-  /** For /api/admin: the admin key, or 403 for a valid user, or 401. */
-  requireAdmin(token: string | null): void {
-    if (token && this.isAdminKey(token)) return;
-    // Neither the admin key nor a valid user token: say so in the operators' words (401).
+  /**
+   * The one check of a keyed route: a key whose scope covers `scope` (an admin key covers every
+   * scope), answered with which key it was; 403 for a key of another scope or a valid user, else 401.
+   * The routes only keys may use call this (`requireScope(token, 'payments')` for a refund).
+   */
+  requireScope(token: string | null, scope: KeyScope): KeyRef {
+    const key = token ? this.key(token) : null;
+    if (key && covers(key.scope, scope)) return key;
+    if (key) throw scopeRefusal(key, scope);
+    // Neither a key nor a valid user token: say so in the operators' words (401).
     try {
       this.user(token);
     } catch {
       throw new SeckillError('unauthorized', token
-        ? 'Wrong admin key: operator routes need the admin key (SECKILL_ADMIN_KEY or the data dir\'s secrets.json) as a bearer token.'
-        : 'Missing admin key: operator routes need it as a bearer token.');
+        ? `Wrong key: ${scopeWords(scope)} as a bearer token.`
+        : `Missing key: ${scopeWords(scope)} as a bearer token.`);
     }
     throw new SeckillError('forbidden', 'Operators only.');
   }
+
+  /** For /api/admin: an admin key, or 403 for a payments key or a valid user, or 401. */
+  requireAdmin(token: string | null): KeyRef {
+    return this.requireScope(token, 'admin');
+  }
+}
+
+/** An admin key may do what every scope may; a payments key only payments. */
+function covers(held: KeyScope, needed: KeyScope): boolean {
+  return held === 'admin' || held === needed;
+}
+
+function scopeWords(scope: KeyScope): string {
+  return scope === 'admin'
+    ? "operator routes need an admin key (SECKILL_ADMIN_KEY, SECKILL_ADMIN_KEYS or the data dir's secrets.json)"
+    : 'this route needs a payments key (SECKILL_PAYMENTS_KEYS) or an admin key';
+}
+
+function scopeRefusal(key: KeyRef, needed: KeyScope): SeckillError {
+  return new SeckillError('forbidden', `This key (${key.id}) has the ${key.scope} scope; this route needs ${needed === 'admin' ? 'an admin' : 'a payments'} key.`);
+}
+
+/** A key's non-secret id: its scope and the first 8 hex digits of its SHA-256. */
+export function keyRef(scope: KeyScope, key: string): KeyRef {
+  return { scope, id: `${scope}:${crypto.createHash('sha256').update(key).digest('hex').slice(0, 8)}` };
 }
 
 /** Hashing first gives equal lengths for timingSafeEqual, whatever the input. */

@@ -13,7 +13,7 @@ import { OrderService } from '../services/order-service.js';
 import type { RecordStore } from '../stores/record-store.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
 import { SaleService } from '../services/sale-service.js';
-import { resolveSecrets, type Secrets } from '../config/secrets.js';
+import { resolveSecrets, secretsEnv, type Secrets } from '../config/secrets.js';
 import { Heard, type Backend, type BackendContext, type Mode, type WriterStatus } from './backend.js';
 import { distributedBackend } from './distributed.js';
 import { embeddedBackend } from './embedded.js';
@@ -83,7 +83,7 @@ function openBackend(target: Target, ctx: BackendContext): Promise<Backend> {
 export async function createServices(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Services> {
   const target = targetOf(config);
   const { mode } = target;
-  const secrets = resolveSecrets(config.dataDir, { adminKey: config.adminKey, userSecret: config.userSecret, demo: config.demo });
+  const secrets = resolveSecrets(config.dataDir, secretsEnv(config));
   // Process-wide hints the backend keeps right, and what other processes signal (distributed).
   const refusals = new LocalRefusals();
   const switches = new Switches();
@@ -126,7 +126,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       sales,
       orders,
       sweeper,
-      auth: new Auth(secrets.userSecret, secrets.adminKey, {
+      auth: new Auth(secrets.userSecret, secrets.keys, {
         audience: config.tokenAudience,
         metricsToken: config.metricsToken,
         allowTokensWithoutExp: config.allowTokensWithoutExp,

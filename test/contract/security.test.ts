@@ -275,17 +275,20 @@ describe('API2 broken authentication', { skip }, () => {
     assertError(await api(srv.url, 'GET', '/api/admin/sales', { token: hs256(claims(), ADMIN_KEY) }), 401, 'unauthorized');
   });
 
-  test('constant time: the admin key and order paths are compared with crypto.timingSafeEqual (source check)', () => {
+  test('constant time: the keys and order paths are compared with crypto.timingSafeEqual (source check)', () => {
     const auth = fs.readFileSync(new URL('../../src/gateway/auth.ts', import.meta.url), 'utf8');
-    const isAdminKey = /isAdminKey\(token: string\): boolean \{([\s\S]*?)\n {2}\}/.exec(auth)?.[1] ?? '';
-    assert.match(isAdminKey, /crypto\.timingSafeEqual\(digest\(token\), this\.adminDigest\)/, 'isAdminKey uses timingSafeEqual over digests');
+    // Every key (of every scope) is compared as a SHA-256 digest with timingSafeEqual, all of them, no early exit.
+    const keyFn = /\n {2}key\(token: string\): KeyRef \| null \{([\s\S]*?)\n {2}\}/.exec(auth)?.[1] ?? '';
+    assert.match(keyFn, /const given = digest\(token\)/, 'the given key is digested');
+    assert.match(keyFn, /crypto\.timingSafeEqual\(given, k\.digest\)/, 'key() uses timingSafeEqual over digests');
+    assert.doesNotMatch(keyFn, /return k\.ref|break/, 'no early exit: every key is compared');
     const digestFn = /function digest\(s: string\): Buffer \{([\s\S]*?)\n\}/.exec(auth)?.[1] ?? '';
     assert.match(digestFn, /createHash\('sha256'\)/, 'digests are SHA-256 (equal lengths whatever the input)');
-    assert.match(auth, /this\.adminDigest = digest\(adminKey\)/, 'only the digest of the key is kept');
-    // Every admin decision goes through isAdminKey.
-    for (const fn of ['identify', 'requireAdmin']) {
+    assert.match(auth, /\(\{ digest: digest\(k\), ref: keyRef\(scope, k\) \}\)/, 'only the digest of each key is kept');
+    // Every key decision goes through key().
+    for (const fn of ['identify', 'requireScope', 'requireMetrics']) {
       const body = new RegExp(`\\n {2}${fn}\\([^)]*\\)[^{]*\\{([\\s\\S]*?)\\n {2}\\}`).exec(auth)?.[1] ?? '';
-      assert.match(body, /this\.isAdminKey\(token\)/, `${fn} uses isAdminKey`);
+      assert.match(body, /this\.key\(token\)/, `${fn} uses key()`);
     }
 
     const orderPath = fs.readFileSync(new URL('../../src/gateway/order-path.ts', import.meta.url), 'utf8');

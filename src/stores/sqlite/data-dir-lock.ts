@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { createPrivateFile, makePrivateDir } from './private-files.js';
 
 // One seckill process per embedded data dir: the memory engine of each process would otherwise
 // sell the whole stock on its own. (PostgreSQL mode's counterpart: postgres/database-lock.ts.)
@@ -17,8 +17,9 @@ export class DataDirLock {
   ) {}
 
   static acquire(dataDir: string): DataDirLock {
-    fs.mkdirSync(dataDir, { recursive: true });
+    makePrivateDir(dataDir);
     const file = path.join(dataDir, 'seckill.lock');
+    createPrivateFile(file);
     const db = new Database(file, { timeout: 0 });
     try {
       // Exclusive locking mode: the lock taken by the first write is kept until the connection closes.

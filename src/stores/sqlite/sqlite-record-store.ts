@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SeckillError } from '../../domain/errors.js';
@@ -8,6 +7,7 @@ import type { Transition } from '../../domain/transition.js';
 import type { OrderPage, RecordStore, StatusTotals } from '../record-store.js';
 import { SCHEMA, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
 import { listOrdersQuery, statements, transitionStatement } from '../sql/statements.js';
+import { createPrivateFile, makePrivateDir } from './private-files.js';
 
 export type SqliteSync = 'FULL' | 'NORMAL';
 
@@ -22,7 +22,9 @@ export class SqliteRecordStore implements RecordStore {
   private readonly insertMany: (orders: Order[]) => void;
 
   constructor(dataDir: string, sync: SqliteSync = 'FULL') {
-    fs.mkdirSync(dataDir, { recursive: true });
+    makePrivateDir(dataDir);
+    // 0600 from the start (the sales' secrets are in it); its -wal and -shm files take the same mode.
+    createPrivateFile(path.join(dataDir, 'seckill.db'));
     this.db = new Database(path.join(dataDir, 'seckill.db'));
     this.db.pragma('journal_mode = WAL');
     // FULL: every commit is fsynced, so a 202 survives power loss, not only a process crash.
