@@ -2,6 +2,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Type, type Static } from 'typebox';
 import { ConfigError, validateEnv } from './errors.js';
+import { parseWebEnv, type WebConfig } from './shop.js';
 
 /** An on/off switch: 1/0, true/false, yes/no. */
 const Flag = (dflt: boolean) =>
@@ -81,6 +82,18 @@ const EnvSchema = Type.Object({
   SECKILL_TRUST_PROXY: Type.String({ default: 'false' }),
   /** Accept user tokens without an `exp` claim (never expiring). Off: they are refused with 401. */
   SECKILL_ALLOW_TOKENS_WITHOUT_EXP: Flag(false),
+  /** The shop the pages sell for (checked further in shop.ts): name, home, logo, money, login, checkout. */
+  SECKILL_SHOP_NAME: Type.Optional(Type.String({ maxLength: 80 })),
+  SECKILL_SHOP_URL: Type.Optional(Type.String({ maxLength: 2000 })),
+  SECKILL_SHOP_LOGO_URL: Type.Optional(Type.String({ maxLength: 2000 })),
+  SECKILL_CURRENCY: Type.String({ default: 'USD' }),
+  SECKILL_LOCALE: Type.String({ default: 'en-US' }),
+  SECKILL_SIGN_IN_URL: Type.Optional(Type.String({ maxLength: 2000 })),
+  SECKILL_CHECKOUT_URL: Type.Optional(Type.String({ maxLength: 2000 })),
+  /** Origins whose pages may call /api/ (CORS); unset: none. */
+  SECKILL_CORS_ORIGINS: Type.Optional(Type.String()),
+  /** Origins that may frame the buyers' pages (CSP frame-ancestors); unset: none. */
+  SECKILL_FRAME_ANCESTORS: Type.Optional(Type.String()),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -121,6 +134,8 @@ export interface Config {
   /** fastify's trustProxy: false, true, a hop count or the proxies' addresses/CIDRs. */
   trustProxy: boolean | number | string[];
   allowTokensWithoutExp: boolean;
+  /** The shop's branding, money, login and checkout; CORS origins; frame ancestors (shop.ts). */
+  web: WebConfig;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_MS): pause between commit and XACK. */
   testWriterPauseMs: number;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS): pause between read and commit. */
@@ -173,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.SECKILL_METRICS_TOKEN,
     trustProxy: parseTrustProxy(e.SECKILL_TRUST_PROXY),
     allowTokensWithoutExp: on(e.SECKILL_ALLOW_TOKENS_WITHOUT_EXP),
+    web: parseWebEnv(e),
     testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
     testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
   };

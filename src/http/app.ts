@@ -11,6 +11,8 @@ import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
 import { registerShedding } from './shedding.js';
 import { fastRefusal } from './fast-refusals.js';
+import cors from '@fastify/cors';
+import { corsOptions } from './cors.js';
 import { BUY_ROUTE, countAnswer } from './outcomes.js';
 import { BuyService } from '../services/buy.js';
 import swagger from '@fastify/swagger';
@@ -35,7 +37,8 @@ const UNLIMITED_ROUTES = new Set(['/healthz', '/readyz', '/', '/admin', '/sales/
 export function buildApp(services: Services): App {
   // The buy use case, shared by the raw fast path and the buying routes.
   const buying = new BuyService(services);
-  const fastPath = { buying, metrics: services.metrics, sales: services.sales };
+  const corsOrigins = new Set(services.config.web.corsOrigins);
+  const fastPath = { buying, metrics: services.metrics, sales: services.sales, corsOrigins };
   const app = Fastify({
     loggerInstance: services.log,
     // Per-request log lines would cost more than the refusals they describe.
@@ -71,6 +74,9 @@ export function buildApp(services: Services): App {
   app.decorateRequest('outcome', '');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  // First of the hooks (registered before the others): refusals and preflights carry CORS too.
+  const corsOpts = corsOptions(services.config.web.corsOrigins);
+  if (corsOpts) app.register(cors, corsOpts);
 
   // Every answer (JSON, refusals, 404s, metrics) is served as its declared type, never sniffed.
   // First hook, callback style and one constant header: no measurable cost on the buy path.

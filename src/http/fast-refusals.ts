@@ -3,6 +3,7 @@ import { ERROR_STATUS, PRESERIALIZED } from '../domain/errors.js';
 import type { FunnelStep, PublicRefusal } from '../gateway/funnel.js';
 import type { BuyService } from '../services/buy.js';
 import { BUY_ROUTE, PATH_ROUTE, SWITCH_RETRY_AFTER, countAnswer, type OutcomeDeps } from './outcomes.js';
+import { corsRefusalHeaders } from './cors.js';
 
 const BUY = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/buy\/[^/?#]{1,256}$/;
 const PATH = /^\/api\/sales\/([A-Za-z0-9_-]{1,64})\/path$/;
@@ -39,6 +40,8 @@ const PREBUILT: Record<FastCode, Prebuilt> = {
 
 export interface FastPathDeps extends OutcomeDeps {
   buying: Pick<BuyService, 'localRefusal'>;
+  /** SECKILL_CORS_ORIGINS: a refusal to a page on one of them carries the CORS headers too. */
+  corsOrigins?: ReadonlySet<string>;
 }
 
 /**
@@ -65,7 +68,8 @@ export function fastRefusal(d: FastPathDeps, req: http.IncomingMessage, res: htt
 
   const answer = PREBUILT[code];
   req.resume(); // drain the (small) body; keep-alive goes on
-  res.writeHead(answer.status, answer.headers);
+  const cors = corsRefusalHeaders(d.corsOrigins, req.headers);
+  res.writeHead(answer.status, cors ? { ...answer.headers, ...cors } : answer.headers);
   res.end(answer.body);
   countAnswer(d, step === 'buy' ? BUY_ROUTE : PATH_ROUTE, saleId, code, 0);
   return true;
