@@ -75,6 +75,9 @@ async function runPrimary(config: Config, workers: number): Promise<void> {
   if (guidance !== null) process.stdout.write(guidance);
   // Each worker logs it too; the console says it once, at every start.
   if (secrets.demo) process.stdout.write(demoBanner(secrets.demoReason));
+  // Before the forks: a worker's scrape is answered with every worker's metrics (src/services/cluster-metrics.ts).
+  const { serveClusterMetrics } = await import('../services/cluster-metrics.js');
+  serveClusterMetrics((line) => process.stderr.write(line + '\n'));
   let stopping = false;
   let exitCode = 0;
   // Until a worker has listened, a worker's death is a start-up error (bad configuration, a store

@@ -1,6 +1,7 @@
 import client from 'prom-client';
 import { SeckillError } from '../domain/errors.js';
 import type { StatusTotals } from '../stores/record-store.js';
+import { ClusterScrape } from './cluster-metrics.js';
 import { LiveStats } from './live-stats.js';
 
 export interface MetricsSources {
@@ -29,6 +30,11 @@ export interface SharedCounts {
 
 /**
  * Prometheus metrics of one process; request outcomes per sale are also kept for the admin API.
+ * Under `--workers N` a scrape shows the workers' metrics added up (cluster-metrics.ts): each
+ * metric says how (`aggregator`). Counters, and figures each process has its own share of, are
+ * summed (prom-client's default); figures every process reads from the same shared source are
+ * taken once (`first`: the scraped worker's reading); per-process states where the worst one
+ * matters take the `max`.
  * With shared counts (distributed mode) each process adds its outcomes to them every
  * `flushMs`, with no I/O on the request path; the admin API reads the sum of all processes.
  */
@@ -51,6 +57,8 @@ export class Metrics {
   private shared: SharedCounts | null = null;
   private flusher: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  /** In a node:cluster worker: scrapes are answered with every worker's metrics. */
+  private readonly cluster = ClusterScrape.inWorker(this.registry);
 
   /** `shared`: distributed mode, where each process adds its counts every `flushMs`. */
   constructor(sources: MetricsSources, shared?: { counts: SharedCounts; flushMs: number }) {
@@ -93,6 +101,8 @@ export class Metrics {
       help: 'Units available per sale, as the stock engine sees them',
       labelNames: ['sale'],
       registers,
+      // Workers: one sale's stock, each reading it from Redis (its own latest hint): once, not per worker.
+      aggregator: 'first',
       collect() {
         this.reset();
         for (const [sale, n] of sources.available()) this.set({ sale }, n);
@@ -103,6 +113,8 @@ export class Metrics {
       help: 'Units per order status and sale, from the database of record',
       labelNames: ['sale', 'status'],
       registers,
+      // Workers: each reads the same database; one worker's snapshot keeps a sale's statuses consistent.
+      aggregator: 'first',
       async collect() {
         this.reset();
         let totals: ReadonlyArray<readonly [string, Readonly<StatusTotals>]>;
@@ -125,6 +137,8 @@ export class Metrics {
       help: "Operators' switches (1 = on): refuseBuys, degraded",
       labelNames: ['name'],
       registers,
+      // Workers: shared switches, each worker applying its copy: 1 while any worker still has it on.
+      aggregator: 'max',
       collect() {
         for (const [name, on] of Object.entries(sources.switches?.() ?? {})) this.set({ name }, on ? 1 : 0);
       },
@@ -134,6 +148,8 @@ export class Metrics {
       help: 'Circuit breaker of a backing store: 0 closed, 0.5 half-open (probing), 1 open',
       labelNames: ['store'],
       registers,
+      // Workers: each has its own breakers; the worst state shows (sum would leave the 0–1 scale).
+      aggregator: 'max',
       collect() {
         for (const [store, state] of sources.breakers?.() ?? []) this.set({ store }, state === 'open' ? 1 : state === 'half-open' ? 0.5 : 0);
       },
@@ -143,6 +159,8 @@ export class Metrics {
       name: 'seckill_pressure_event_loop_delay_ms',
       help: 'Event-loop delay as load shedding sees it',
       registers,
+      // Workers: each sheds on its own delay; the most loaded one is what matters.
+      aggregator: 'max',
       collect() {
         this.set(pressure().eventLoopDelayMs);
       },
@@ -151,6 +169,9 @@ export class Metrics {
       name: 'seckill_writer_backlog',
       help: 'Reservations waiting for their group commit',
       registers,
+      // Workers (distributed mode only): each writer measures the whole deployment's backlog (the
+      // writers' group on every sale's stream), so it is counted once, not once per worker.
+      aggregator: 'first',
       collect() {
         this.set(sources.writerBacklog());
       },
@@ -159,10 +180,23 @@ export class Metrics {
       name: 'seckill_writer_quarantined',
       help: 'Order records PostgreSQL refused, set aside in the quarantine for an operator (stock stays held)',
       registers,
+      // Workers: the deployment's one quarantine stream, as each worker last measured it: once.
+      aggregator: 'first',
       collect() {
         this.set(sources.writerQuarantined?.() ?? 0);
       },
     });
+  }
+
+  /** The metrics in the Prometheus text format: this process's, or under `--workers` every worker's added up. */
+  async scrape(): Promise<string> {
+    if (!this.cluster) return this.registry.metrics();
+    try {
+      return await this.cluster.scrape();
+    } catch (err) {
+      // One worker's share would be a wrong answer (counters going back): no answer is better.
+      throw new SeckillError('busy', 'The metrics of the other workers are unavailable; try again shortly.', 1, err);
+    }
   }
 
   /** A 202 of a sale: counted in a plain map, added to the counter at scrape time. */
@@ -224,6 +258,7 @@ export class Metrics {
 
   /** Stop sharing, after handing over what is left. */
   async close(): Promise<void> {
+    this.cluster?.close();
     if (this.flusher) clearInterval(this.flusher);
     this.flusher = null;
     await this.flush();

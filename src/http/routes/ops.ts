@@ -34,7 +34,7 @@ export function opsRoutes(s: OpsDeps): FastifyPluginAsyncTypebox {
     const metricsAuth = { onRequest: async (req: { headers: { authorization?: string } }) => s.auth.requireMetrics(Auth.bearer(req.headers.authorization)) };
     app.get('/metrics', metricsAuth, async (_req, reply) => {
       reply.header('content-type', s.metrics.registry.contentType);
-      return s.metrics.registry.metrics();
+      return s.metrics.scrape(); // under --workers: every worker's, added up
     });
   };
 }
