@@ -50,8 +50,9 @@ export interface Credential {
 
 /** The admin key or user secret: the environment's when set, else the service's data dir's. */
 export function credential(config: Config, which: 'adminKey' | 'userSecret', dataDirOption?: string): Credential {
-  const envName = which === 'adminKey' ? 'SECKILL_ADMIN_KEY' : 'SECKILL_USER_SECRET';
-  const fromEnv = which === 'adminKey' ? config.adminKey : config.userSecret;
+  // An admin key from SECKILL_ADMIN_KEY, else the first of SECKILL_ADMIN_KEYS (scoped keys, README).
+  const envName = which === 'userSecret' ? 'SECKILL_USER_SECRET' : config.adminKey ? 'SECKILL_ADMIN_KEY' : 'SECKILL_ADMIN_KEYS';
+  const fromEnv = which === 'userSecret' ? config.userSecret : config.adminKey ?? config.adminKeys?.[0];
   if (fromEnv && !dataDirOption) return { value: fromEnv, from: envName };
   const choice = findDataDir(config, dataDirOption);
   const value = readStored(choice)[which];

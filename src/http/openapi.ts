@@ -45,9 +45,11 @@ function tagOf(url: string): string {
 
 /** Who may call a route, as the route's own hooks and handlers decide it (see docs/http-api.md). */
 function securityOf(url: string, method: string): FastifySchema['security'] {
+  // A payments key may read a sale's orders and act on orders (src/gateway/auth.ts, requireScope).
+  if (url === '/api/admin/sales/:saleId/orders') return [{ adminKey: [] }, { paymentsKey: [] }];
   if (url.startsWith('/api/admin/')) return [{ adminKey: [] }];
   if (url === '/metrics') return [{ metricsToken: [] }, { adminKey: [] }];
-  if (url.startsWith('/api/orders/')) return [{ userToken: [] }, { adminKey: [] }];
+  if (url.startsWith('/api/orders/')) return [{ userToken: [] }, { adminKey: [] }, { paymentsKey: [] }];
   if (url.startsWith('/api/me/') || (method === 'POST' && /^\/api\/sales\/:saleId\/(?:path|buy\/:path)$/.test(url))) return [{ userToken: [] }];
   return [];
 }
@@ -71,7 +73,8 @@ export function openApiOptions(): SwaggerOptions {
       components: {
         securitySchemes: {
           userToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'HS256, signed with SECKILL_USER_SECRET; `sub` is the user id.' },
-          adminKey: { type: 'http', scheme: 'bearer', description: 'SECKILL_ADMIN_KEY.' },
+          adminKey: { type: 'http', scheme: 'bearer', description: 'An admin key: SECKILL_ADMIN_KEY or one of SECKILL_ADMIN_KEYS.' },
+          paymentsKey: { type: 'http', scheme: 'bearer', description: 'A payments key (one of SECKILL_PAYMENTS_KEYS): pay, cancel, refund and read orders.' },
           metricsToken: { type: 'http', scheme: 'bearer', description: 'SECKILL_METRICS_TOKEN (GET /metrics only).' },
         },
         schemas: { Error: ErrorBody as never },
