@@ -102,7 +102,7 @@ interface LoadOptions {
   round: number;
   pickUser(): string;
   pickQuantity(): number;
-  /** SIGKILL the server this long after the first buy was answered; the loops end with it. */
+  /** SIGKILL the server this long after the round's first reservations were answered (see armKill); the loops end with it. */
   killAfterMs?: number;
   /** Without a kill: stop sending once any buy was refused `sold_out`. */
   stopOnSoldOut?: boolean;
@@ -112,6 +112,9 @@ function bodyOf(r: Reply): { orderId?: string; status?: string; quantity?: numbe
   return (r.body ?? {}) as { orderId?: string; status?: string; quantity?: number; error?: { code?: string } };
 }
 
+/** Reservations answered in a round before its kill clock starts. */
+const MIN_ACKS_BEFORE_KILL = 4;
+
 /** `CONCURRENCY` loops, each doing path + buy as a browser would, until stopped. */
 async function runLoad(server: Proc, ledger: Ledger, o: LoadOptions): Promise<LoadResult> {
   const res: LoadResult = { acked: [], refusals: {}, unknown: 0, buysSent: 0, killed: false, killAtMs: 0, firstBuyMs: 0, inflightAtKill: [], unexpected: [] };
@@ -119,10 +122,13 @@ async function runLoad(server: Proc, ledger: Ledger, o: LoadOptions): Promise<Lo
   let stop = false;
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
-  // The kill clock starts at the first answer to a buy: a cold process spends its first
-  // ~200 ms answering the path requests of all loops, and a kill then would hit no buy at all.
+  // The kill clock starts once a few buys were reserved (or the sale refuses as sold out): a cold
+  // process spends its first ~200 ms answering the path requests of all loops, and on a loaded
+  // machine the first 50 ms after one answer may hold no reservation at all; the rounds after the
+  // kill need some reserved orders to cancel and pay.
   const armKill = () => {
     if (o.killAfterMs === undefined || timer || stop) return;
+    if (res.acked.length < MIN_ACKS_BEFORE_KILL && !res.refusals.sold_out) return;
     res.firstBuyMs = Math.round(performance.now() - t0);
     timer = setTimeout(() => {
       stop = true;
@@ -164,7 +170,6 @@ async function runLoad(server: Proc, ledger: Ledger, o: LoadOptions): Promise<Lo
         return;
       }
       inflight.delete(a);
-      armKill();
       const b = bodyOf(r);
       if (r.status === 202) {
         if (typeof b.orderId !== 'string' || b.quantity !== a.quantity || b.status !== 'reserved') {
@@ -180,6 +185,7 @@ async function runLoad(server: Proc, ledger: Ledger, o: LoadOptions): Promise<Lo
         if (!REFUSALS.has(code)) res.unexpected.push(`buy: ${r.status} ${r.text}`);
         if (code === 'sold_out' && o.stopOnSoldOut) stop = true;
       }
+      armKill();
     }
   };
 
