@@ -13,9 +13,15 @@ export const ERROR_STATUS = {
   sold_out: 409,
   limit_reached: 409,
   expired: 409,
+  // Paying an order whose payment window has passed: the order stays expired (its units went
+  // back to stock), and the shop refunds the payment through its own provider.
+  payment_late: 409,
   // Not in the original contract: paying a cancelled order, cancelling a paid one,
-  // paying twice with a different paymentRef.
+  // paying twice with a different paymentRef, refunding an order that was never paid.
   invalid_state: 409,
+  // Correcting a sale after it opened (anything but name, description and end time), archiving
+  // an open sale.
+  sale_open: 409,
   rate_limited: 429,
   busy: 503,
   payload_too_large: 413,
@@ -36,7 +42,9 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   sold_out: 'Sold out.',
   limit_reached: 'You already hold the per-user limit for this sale.',
   expired: 'The payment window of this order has passed.',
+  payment_late: 'The payment came after the order\'s payment window: the order stays expired and its units went back to stock. Refund this payment through your payment provider.',
   invalid_state: 'The order is not in a state that allows this.',
+  sale_open: 'The sale has opened: only name, description and end time can change.',
   rate_limited: 'Too many requests; slow down.',
   busy: 'The service is busy; nothing was changed. Try again shortly.',
   payload_too_large: 'The request body is too large.',

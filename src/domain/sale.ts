@@ -11,9 +11,57 @@ export interface Sale {
   perUserLimit: number;
   paymentWindowSeconds: number;
   paused: boolean;
+  /**
+   * What a refund does with the order's units: true, they return to stock and leave the buyer's
+   * holding; false (the default), they stay sold and keep counting against the buyer's limit.
+   */
+  restockOnRefund: boolean;
   /** Random per sale; keys the dynamic order path. Never leaves the server. */
   secret: string;
   createdAt: number;
+  /**
+   * When an operator archived the sale (always an ended one), or null/absent: an archived sale is
+   * off the public list and can no longer change, but its page and orders stay.
+   */
+  archivedAt?: number | null;
+}
+
+/** The fields of a sale that change after its creation (by an operator). */
+export type SaleField =
+  | 'name' | 'description' | 'priceCents' | 'stock' | 'startsAt' | 'endsAt' | 'perUserLimit' | 'paymentWindowSeconds'
+  | 'paused' | 'archivedAt';
+/** New values of some of them. */
+export type SaleFields = Partial<Pick<Sale, SaleField>>;
+
+/** Whether the sale has opened: from then on only its name, description and end can change. */
+export function hasOpened(sale: Sale, now: number): boolean {
+  return now >= sale.startsAt;
+}
+
+/** Whether the sale's window is over (an end time that has passed). */
+export function hasEnded(sale: Sale, now: number): boolean {
+  return sale.endsAt !== null && now >= sale.endsAt;
+}
+
+/** What an operator did to a sale (or, `switches`, to the whole service). */
+export type SaleAuditAction = 'create' | 'correct' | 'pause' | 'resume' | 'end' | 'archive' | 'switches';
+
+/** One recorded change: who, when, what (each changed field as [old, new]). */
+export interface SaleAuditEntry {
+  /** A UUIDv7: ordered by time. */
+  id: string;
+  /** null for the service-wide switches. */
+  saleId: string | null;
+  at: number;
+  /** The admin key's id (never the key). */
+  actor: string;
+  action: SaleAuditAction;
+  changes: Record<string, [unknown, unknown]>;
+}
+
+/** An audit entry at the edge: times as ISO strings. */
+export function auditJson(e: SaleAuditEntry) {
+  return { id: e.id, saleId: e.saleId, at: iso(e.at), actor: e.actor, action: e.action, changes: e.changes };
 }
 
 export type SaleStatus = 'upcoming' | 'live' | 'sold_out' | 'ended' | 'paused';
@@ -60,6 +108,8 @@ export function saleAdmin(sale: Sale, now: number, available: number) {
     stock: sale.stock,
     paymentWindowSeconds: sale.paymentWindowSeconds,
     paused: sale.paused,
+    restockOnRefund: sale.restockOnRefund,
     createdAt: iso(sale.createdAt),
+    archivedAt: iso(sale.archivedAt ?? null),
   };
 }

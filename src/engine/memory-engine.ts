@@ -5,13 +5,15 @@ import type { Sale } from '../domain/sale.js';
 import { AmbiguousOutcome, OutcomeUnknown, within } from '../domain/outcome.js';
 import type { OrderWriter } from './group-commit.js';
 import type { RecordStore } from '../stores/record-store.js';
-import type { Transition } from '../domain/transition.js';
+import { sourceOf, type Transition } from '../domain/transition.js';
 import type { ReserveResult, StockEngine } from './stock-engine.js';
 
 interface SaleStock {
   available: number;
-  /** Units held (reserved + paid) per user. */
+  /** Units held per user: reserved + paid, + refunded when the sale does not restock on refund. */
   holdings: Map<string, number>;
+  /** The sale's setting: a refund returns the units to stock (and the buyer's holding). */
+  restockOnRefund: boolean;
 }
 
 export interface MemoryEngineOptions {
@@ -49,7 +51,7 @@ export class MemoryStockEngine implements StockEngine {
     const holdings = await this.repo.holdings(sale.id);
     let held = 0;
     for (const q of holdings.values()) held += q;
-    this.sales.set(sale.id, { available: sale.stock - held, holdings });
+    this.sales.set(sale.id, { available: sale.stock - held, holdings, restockOnRefund: sale.restockOnRefund });
   }
 
   async reserve(sale: Sale, userId: string, quantity: number, now: number): Promise<ReserveResult> {
@@ -73,6 +75,8 @@ export class MemoryStockEngine implements StockEngine {
       expiresAt: now + sale.paymentWindowSeconds * 1000,
       paidAt: null,
       paymentRef: null,
+      refundedAt: null,
+      refundReason: null,
     };
     try {
       await this.writer.submit(order);
@@ -121,7 +125,10 @@ export class MemoryStockEngine implements StockEngine {
     }
   }
 
-  /** The conditional UPDATE; the winner's exit to expired or cancelled returns the stock, once. */
+  /**
+   * The conditional UPDATE; the winner's exit to expired or cancelled returns the stock, once, and
+   * so does a refund when the sale restocks on refund.
+   */
   private async decide(order: Order, t: Transition, now: number, hold: (p: Promise<unknown>) => void): Promise<Order | null> {
     let after: Order | null;
     try {
@@ -135,21 +142,36 @@ export class MemoryStockEngine implements StockEngine {
         hold(outcome);
         const applied = outcome.then((o) => {
           const mine = applies(o, t);
-          if (mine && o!.status !== 'paid') this.release(o!.saleId, o!.userId, o!.quantity);
+          if (mine && o && this.returnsStock(o)) this.release(o.saleId, o.userId, o.quantity);
           return mine;
         });
         throw new OutcomeUnknown('The order database did not confirm this change and could not be checked in time; GET /api/orders/:orderId shows the outcome once it is known.', applied, err);
       }
       const o = known.value;
-      if (o?.status === 'reserved') throw new SeckillError('busy', 'The order database did not apply the change; nothing was changed. Try again shortly.');
+      if (o?.status === sourceOf(t)) throw new SeckillError('busy', 'The order database did not apply the change; nothing was changed. Try again shortly.');
       after = applies(o, t) ? o : null;
     }
-    if (after && after.status !== 'paid') this.release(after.saleId, after.userId, after.quantity);
+    if (after && this.returnsStock(after)) this.release(after.saleId, after.userId, after.quantity);
     return after;
+  }
+
+  /** Whether the order, as it just became, gives its units back. */
+  private returnsStock(o: Order): boolean {
+    if (o.status === 'expired' || o.status === 'cancelled') return true;
+    return o.status === 'refunded' && this.state(o.saleId).restockOnRefund;
   }
 
   private get waitMs(): number {
     return this.opts.outcomeWaitMs ?? 30_000;
+  }
+
+  async correct(before: Sale, after: Sale): Promise<void> {
+    // The window, limit, price and payment window are read from the sale itself at each buy;
+    // only the stock is kept here, and it may change only while nobody holds any.
+    if (after.stock === before.stock) return;
+    const s = this.state(after.id);
+    if (s.holdings.size > 0) throw new SeckillError('sale_open', 'The sale has orders: its stock can no longer change.');
+    s.available += after.stock - before.stock;
   }
 
   async setPaused(): Promise<void> {
@@ -193,5 +215,6 @@ export class MemoryStockEngine implements StockEngine {
 function applies(o: Order | null, t: Transition): boolean {
   if (!o) return false;
   if (t.to === 'paid') return o.status === 'paid' && o.paymentRef === t.paymentRef;
+  if (t.to === 'refunded') return o.status === 'refunded' && o.refundedAt === t.refundedAt;
   return o.status === t.to;
 }

@@ -29,6 +29,12 @@ export const BuyBody = Type.Union([
 
 export const PayBody = Type.Object({ paymentRef: Type.String({ minLength: 1, maxLength: 128, pattern: SINGLE_LINE_TEXT }) }, strict);
 
+/** A refund's optional reason, kept with the order (single-line stored text). */
+export const RefundBody = Type.Union([
+  Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500, pattern: SINGLE_LINE_TEXT })) }, strict),
+  Type.Null(),
+]);
+
 /** Routes that take no body accept none or an empty object. */
 export const EmptyBody = Type.Union([Type.Object({}, strict), Type.Null()]);
 
@@ -44,8 +50,30 @@ export const CreateSaleBody = Type.Object(
     endsAt: Type.Optional(Type.String({ format: 'date-time' })),
     perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     paymentWindowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
+    // What a refund does with the units: back to stock (true) or kept sold and held (false, default).
+    restockOnRefund: Type.Optional(Type.Boolean()),
   },
   strict,
+);
+
+const saleField = CreateSaleBody.properties;
+
+/**
+ * A correction: any of the creation fields (same rules), at least one; `endsAt: null` removes the
+ * end time. Which may change once the sale has opened is the sale service's rule (`sale_open`).
+ */
+export const CorrectSaleBody = Type.Object(
+  {
+    name: Type.Optional(saleField.name),
+    description: Type.Optional(saleField.description),
+    priceCents: Type.Optional(saleField.priceCents),
+    stock: Type.Optional(saleField.stock),
+    startsAt: Type.Optional(saleField.startsAt),
+    endsAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])),
+    perUserLimit: Type.Optional(saleField.perUserLimit),
+    paymentWindowSeconds: Type.Optional(saleField.paymentWindowSeconds),
+  },
+  { ...strict, minProperties: 1 },
 );
 
 export const SwitchesBody = Type.Object(
@@ -58,6 +86,7 @@ export const OrderStatusSchema = Type.Union([
   Type.Literal('paid'),
   Type.Literal('expired'),
   Type.Literal('cancelled'),
+  Type.Literal('refunded'),
 ]);
 
 export const ListOrdersQuery = Type.Object(

@@ -49,7 +49,8 @@ export async function reconcile(
   for await (const o of repo.iterateOrders(saleId, undefined)) dbOrders.set(o.orderId, o);
 
   const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-  const dbAvailable = sale.stock - totals.reserved - totals.paid;
+  // Refunded units stay sold unless the sale restocks on refund.
+  const dbAvailable = sale.stock - totals.reserved - totals.paid - (sale.restockOnRefund ? 0 : totals.refunded);
   if (pendingWrites > 0) differences.push(`${pendingWrites} order records still waiting in the stream`);
   if (Number.isNaN(available)) differences.push('no stock record in Redis (it is rebuilt from the database on the next start or buy)');
   else if (available !== dbAvailable) differences.push(`available: redis ${available}, database ${dbAvailable}`);
@@ -67,7 +68,7 @@ export async function reconcile(
       missing.push(o);
     } else if (d.status !== o.status) {
       differences.push(`order ${id}: redis ${o.status}, database ${d.status}`);
-      if (d.status === 'reserved') stale.push(o);
+      if (d.status === 'reserved' || (d.status === 'paid' && o.status === 'refunded')) stale.push(o);
     }
   }
 

@@ -24,7 +24,7 @@ export interface OrderServiceHooks {
 }
 
 /**
- * Every exit from `reserved` (pay, cancel, expire) goes through here. The engine decides
+ * Every exit from `reserved` (pay, cancel, expire) and from `paid` (refund) goes through here. The engine decides
  * (a conditional UPDATE embedded, a Lua script on Redis): exactly one transition wins, and
  * only the winner's step returns stock.
  */
@@ -78,8 +78,9 @@ export class OrderService {
     const order = await this.get(orderId, actor);
     if (order.status === 'reserved') {
       if (order.expiresAt <= now) {
+        // A late payment: the order expires (its units go back to stock), the shop refunds the money.
         await this.end(order, { to: 'expired' }, now);
-        throw new SeckillError('expired');
+        throw new SeckillError('payment_late');
       }
       const paid = await this.engine.transition(order, { to: 'paid', paidAt: now, paymentRef }, now);
       if (paid) {
@@ -94,14 +95,41 @@ export class OrderService {
       if (order.paymentRef === paymentRef) return order; // idempotent replay
       throw new SeckillError('invalid_state', 'The order is already paid with another paymentRef.');
     }
-    if (order.status === 'expired') throw new SeckillError('expired');
+    if (order.status === 'expired') throw new SeckillError('payment_late');
+    if (order.status === 'refunded') throw new SeckillError('invalid_state', 'The order was paid and then refunded.');
     throw new SeckillError('invalid_state', 'The order was cancelled.');
+  }
+
+  /**
+   * Refund a paid order (the shop's payment service, after it refunded the money). Once: a
+   * refunded order is answered as it is. The engine returns the units to stock (and the buyer's
+   * holding) when the sale restocks on refund; otherwise they stay sold and held.
+   */
+  async refund(orderId: string, actor: Actor, reason: string | null, now = Date.now(), attempt = 0): Promise<Order> {
+    if (reason !== null && !isStorableLine(reason)) {
+      throw new SeckillError('bad_request', 'reason must not contain control characters or unpaired surrogates.');
+    }
+    const order = await this.get(orderId, actor);
+    if (order.status === 'refunded') return order; // idempotent replay
+    if (order.status !== 'paid') throw new SeckillError('invalid_state', `Only a paid order can be refunded; this one is ${order.status}.`);
+    const refunded = await this.engine.transition(order, { to: 'refunded', refundedAt: now, reason }, now);
+    if (refunded) {
+      // The units may be back (restockOnRefund): clear the sold-out flags and limit memos. When
+      // they are not, the next refusal sets them again.
+      this.hooks.onRelease(refunded.saleId, refunded.userId);
+      this.changed(refunded);
+      return refunded;
+    }
+    // Another refund won the race: answer what it decided.
+    if (attempt >= 3) throw new SeckillError('busy', 'The order could not be settled; try again.');
+    return this.refund(orderId, actor, reason, now, attempt + 1);
   }
 
   async cancel(orderId: string, actor: Actor, now = Date.now(), attempt = 0): Promise<Order> {
     const order = await this.get(orderId, actor);
     if (order.status === 'cancelled') return order;
     if (order.status === 'paid') throw new SeckillError('invalid_state', 'A paid order cannot be cancelled here.');
+    if (order.status === 'refunded') throw new SeckillError('invalid_state', 'A refunded order cannot be cancelled.');
     if (order.status === 'expired') throw new SeckillError('expired');
     if (order.expiresAt <= now) {
       await this.end(order, { to: 'expired' }, now);

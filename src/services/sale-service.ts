@@ -27,6 +27,8 @@ export interface NewSale {
   endsAt?: number | null;
   perUserLimit?: number;
   paymentWindowSeconds?: number;
+  /** A refund returns the units to stock (default false: they stay sold). */
+  restockOnRefund?: boolean;
 }
 
 /**
@@ -141,6 +143,7 @@ export class SaleService {
       perUserLimit: input.perUserLimit ?? 1,
       paymentWindowSeconds: input.paymentWindowSeconds ?? 600,
       paused: false,
+      restockOnRefund: input.restockOnRefund ?? false,
       secret: crypto.randomBytes(32).toString('base64url'),
       createdAt: now,
     };

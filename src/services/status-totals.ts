@@ -4,6 +4,7 @@ import type { Sale } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import { OutcomeUnknown } from '../domain/outcome.js';
 import type { RecordStore, StatusTotals } from '../stores/record-store.js';
+import { sourceOf } from '../domain/transition.js';
 
 /**
  * Units per order status and sale, for /metrics, the admin stats and the dashboard: the one place
@@ -18,14 +19,15 @@ export interface SaleStatusTotals {
   close(): void;
 }
 
-const zero = (): StatusTotals => ({ reserved: 0, paid: 0, expired: 0, cancelled: 0 });
+const zero = (): StatusTotals => ({ reserved: 0, paid: 0, expired: 0, cancelled: 0, refunded: 0 });
 
 /**
  * Embedded and PostgreSQL modes: this process owns the data (one process per data dir or
  * database), so the totals are counted in memory. Each sale's totals are read from the database
  * once, when the engine loads it (before the sale can be sold here: nothing is in flight), then
  * moved by the engine's own decisions: every reservation it answered as committed, every
- * transition it won. They cannot drift from the engine's stock: reserved + paid = stock − available.
+ * transition it won. They cannot drift from the engine's stock: reserved + paid (+ refunded, when the sale does not
+ * restock on refund) = stock − available.
  */
 export class OwnedStatusTotals implements SaleStatusTotals {
   private readonly bySale = new Map<string, StatusTotals>();
@@ -59,10 +61,10 @@ export class OwnedStatusTotals implements SaleStatusTotals {
     const transition: StockEngine['transition'] = async (order, t, now) => {
       try {
         const after = await engine.transition(order, t, now);
-        if (after) this.moved(after);
+        if (after) this.moved(after, sourceOf(t));
         return after;
       } catch (err) {
-        later(err, () => this.moved({ ...order, status: t.to }));
+        later(err, () => this.moved({ ...order, status: t.to }, sourceOf(t)));
         throw err;
       }
     };
@@ -81,10 +83,10 @@ export class OwnedStatusTotals implements SaleStatusTotals {
     this.of(order.saleId)[order.status] += order.quantity;
   }
 
-  /** An order that left `reserved` (every transition starts there). */
-  moved(order: Order): void {
+  /** An order that left `from` (`reserved`, or `paid` for a refund) for its status now. */
+  moved(order: Order, from: 'reserved' | 'paid'): void {
     const t = this.of(order.saleId);
-    t.reserved -= order.quantity;
+    t[from] -= order.quantity;
     t[order.status] += order.quantity;
   }
 
@@ -148,7 +150,10 @@ export class RefreshedStatusTotals implements SaleStatusTotals {
     this.wantedAt = Date.now();
     // The first scrape starts the refreshing at once; it reports what is known until it lands.
     if (first) void this.refresh();
-    return saleIds.filter((id) => this.cache.has(id)).map((id) => [id, { ...this.cache.get(id)! }]);
+    return saleIds.flatMap((id): Array<[string, StatusTotals]> => {
+      const t = this.cache.get(id);
+      return t ? [[id, { ...t }]] : [];
+    });
   }
 
   /** One refresh at a time; a failing database leaves the last figures (/readyz tells). */

@@ -1,5 +1,5 @@
 import type { Order, OrderStatus } from '../domain/order.js';
-import type { Sale } from '../domain/sale.js';
+import type { Sale, SaleAuditEntry, SaleFields } from '../domain/sale.js';
 import type { Transition } from '../domain/transition.js';
 
 export interface StatusTotals {
@@ -8,6 +8,7 @@ export interface StatusTotals {
   paid: number;
   expired: number;
   cancelled: number;
+  refunded: number;
 }
 
 export interface OrderPage {
@@ -19,8 +20,15 @@ export interface OrderPage {
 export interface SaleRecords {
   loadSales(): Promise<Sale[]>;
   getSale(saleId: string): Promise<Sale | null>;
-  insertSale(sale: Sale): Promise<void>;
+  /** The sale, and its audit entry when given, in one transaction. */
+  insertSale(sale: Sale, audit?: SaleAuditEntry): Promise<void>;
   setPaused(saleId: string, paused: boolean): Promise<void>;
+  /** Some of a sale's fields, and the audit entry of the change when given, in one transaction. */
+  updateSale(saleId: string, fields: SaleFields, audit?: SaleAuditEntry): Promise<void>;
+  /** An audit entry on its own (the switches: nothing in the database changes with them). */
+  appendAudit(entry: SaleAuditEntry): Promise<void>;
+  /** A sale's audit entries, oldest first; null: the service-wide ones (switches), newest first. At most 1000. */
+  auditOf(saleId: string | null): Promise<SaleAuditEntry[]>;
 }
 
 /** The orders half of the database of record. */
@@ -32,15 +40,16 @@ export interface OrderRecords {
   listOrders(saleId: string, status: OrderStatus | undefined, after: string | undefined, limit: number): Promise<OrderPage>;
   iterateOrders(saleId: string, status: OrderStatus | undefined): AsyncIterable<Order>;
 
-  /** Units held (reserved + paid) per user of a sale. */
+  /** Units held per user of a sale: reserved + paid, + refunded when the sale does not restock on refund. */
   holdings(saleId: string): Promise<Map<string, number>>;
   totals(saleId: string): Promise<StatusTotals>;
 
   /**
    * Move an order out of `reserved` if, and only if, it is still reserved and the rule of its
-   * target holds at `now` (paid: before `expiresAt`; expired: at or after it; cancelled: any time).
+   * target holds at `now` (paid: before `expiresAt`; expired: at or after it; cancelled: any time);
+   * or, for a refund, out of `paid` if it is still paid.
    * Returns the updated order, or null when another transition won (or the rule refused): the
-   * one conditional UPDATE is what makes every exit from `reserved` happen once.
+   * one conditional UPDATE is what makes every exit from `reserved` (and from `paid`) happen once.
    */
   transition(orderId: string, t: Transition, now: number): Promise<Order | null>;
   dueForExpiry(now: number, limit: number): Promise<Order[]>;
@@ -76,7 +85,7 @@ export interface SharedRecordStore extends RecordStore {
   /** A new writer-side fence hold (see rebuild-fence.ts). */
   writerFence(): WriterFenceHold;
   /**
-   * A sale's reserved and paid orders, read under the exclusive side of the rebuild fence: every
+   * A sale's reserved, paid and refunded orders, read under the exclusive side of the rebuild fence: every
    * batch a writer had read before has committed. Throws when the writers do not let go in time.
    */
   openOrdersFenced(saleId: string): Promise<Order[]>;

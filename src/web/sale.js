@@ -542,7 +542,7 @@ async function pay(b) {
     hold(await payOrder(token, held.orderId, paymentRef), true);
   } catch (caught) {
     const err = asApiError(caught);
-    if (err.code === 'expired') return hold({ ...held, status: 'expired' }, true);
+    if (err.code === 'payment_late' || err.code === 'expired') return hold({ ...held, status: 'expired' }, true);
     b.disabled = false;
     b.textContent = 'Pay now (demo)';
     showInline(err.message);

@@ -87,7 +87,7 @@ describe('reservation expiry', { skip }, () => {
         paid++;
       } else {
         assert.equal(p.status, 409, p.text);
-        assert.equal(p.body.error.code, 'expired');
+        assert.equal(p.body.error.code, 'payment_late');
         assert.equal(o.body.status, 'expired', 'a refused payment leaves the order expired');
         expired++;
       }

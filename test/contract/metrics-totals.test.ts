@@ -228,7 +228,7 @@ describe('status totals, unit: outcomes the database could not confirm in time',
     const repo = { totals: async () => ({ ...zero }) } as unknown as ConstructorParameters<typeof OwnedStatusTotals>[0];
     const settle: Array<(applied: boolean) => void> = [];
     const unknown = () => new OutcomeUnknown('unknown', new Promise<boolean>((resolve) => settle.push(resolve)));
-    const order = { orderId: 'o1', saleId: 's1', userId: 'u', quantity: 2, priceCents: 1, status: 'reserved', createdAt: 0, expiresAt: 1, paidAt: null, paymentRef: null } as const;
+    const order = { orderId: 'o1', saleId: 's1', userId: 'u', quantity: 2, priceCents: 1, status: 'reserved', createdAt: 0, expiresAt: 1, paidAt: null, paymentRef: null, refundedAt: null, refundReason: null } as const;
     const fake = {
       async load() {},
       async reserve() {

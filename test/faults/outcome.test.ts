@@ -21,7 +21,7 @@ const silent = pino({ level: 'silent' });
 
 function saleOf(stock: number): Sale {
   const now = Date.now();
-  return { id: 's1', name: 'n', description: '', priceCents: 100, stock, startsAt: now - 1000, endsAt: null, perUserLimit: 1, paymentWindowSeconds: 60, paused: false, secret: 'x', createdAt: now };
+  return { id: 's1', name: 'n', description: '', priceCents: 100, stock, startsAt: now - 1000, endsAt: null, perUserLimit: 1, paymentWindowSeconds: 60, paused: false, restockOnRefund: false, secret: 'x', createdAt: now };
 }
 
 /** A repository whose every batch insert loses its reply; the test decides each outcome. */

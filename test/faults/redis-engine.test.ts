@@ -40,7 +40,7 @@ function newSale(stock: number, perUserLimit: number, paymentWindowSeconds = 600
   const now = Date.now();
   return {
     id: crypto.randomUUID(), name: 'fault test', description: '', priceCents: 100, stock, startsAt: now - 1000, endsAt: null,
-    perUserLimit, paymentWindowSeconds, paused: false, secret: crypto.randomBytes(8).toString('hex'), createdAt: now,
+    perUserLimit, paymentWindowSeconds, paused: false, restockOnRefund: false, secret: crypto.randomBytes(8).toString('hex'), createdAt: now,
   };
 }
 
@@ -198,7 +198,7 @@ test('the expiry sweep goes past orders it cannot expire (1,000 failing ones hol
   const now = Date.now();
   const order = (i: number, bad: boolean): Order => ({
     orderId: `${bad ? 'bad' : 'good'}-${String(i).padStart(5, '0')}`, saleId: 's', userId: `u${i}`, quantity: 1, priceCents: 1,
-    status: 'reserved', createdAt: 0, expiresAt: now - 100_000 + i + (bad ? 0 : 50_000), paidAt: null, paymentRef: null,
+    status: 'reserved', createdAt: 0, expiresAt: now - 100_000 + i + (bad ? 0 : 50_000), paidAt: null, paymentRef: null, refundedAt: null, refundReason: null,
   });
   // The oldest 1,200 cannot be expired: half never change (Redis does not know them), half throw.
   const due = [...Array.from({ length: 1200 }, (_, i) => order(i, true)), ...Array.from({ length: 3 }, (_, i) => order(i, false))];

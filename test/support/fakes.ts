@@ -17,6 +17,7 @@ export function sale(over: Partial<Sale> = {}): Sale {
     perUserLimit: 1,
     paymentWindowSeconds: 60,
     paused: false,
+    restockOnRefund: false,
     secret: 'secret-of-the-sale-0123456789abcdef',
     createdAt: 0,
     ...over,
@@ -35,6 +36,8 @@ export function order(over: Partial<Order> = {}): Order {
     expiresAt: 62_000,
     paidAt: null,
     paymentRef: null,
+    refundedAt: null,
+    refundReason: null,
     ...over,
   };
 }

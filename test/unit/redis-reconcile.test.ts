@@ -24,11 +24,11 @@ test('reconcile --repair rebuilds a sale Redis does not have from the database',
   const now = Date.now();
   const sale: Sale = {
     id: crypto.randomUUID(), name: 'reconcile', description: '', priceCents: 100, stock: 10, startsAt: now - 1000, endsAt: null,
-    perUserLimit: 5, paymentWindowSeconds: 600, paused: false, secret: crypto.randomBytes(8).toString('hex'), createdAt: now,
+    perUserLimit: 5, paymentWindowSeconds: 600, paused: false, restockOnRefund: false, secret: crypto.randomBytes(8).toString('hex'), createdAt: now,
   };
   const order = (userId: string, quantity: number, status: Order['status']): Order => ({
     orderId: crypto.randomUUID(), saleId: sale.id, userId, quantity, priceCents: 100, status, createdAt: now, expiresAt: now + 600_000,
-    paidAt: status === 'paid' ? now : null, paymentRef: status === 'paid' ? 'ref-1' : null,
+    paidAt: status === 'paid' ? now : null, paymentRef: status === 'paid' ? 'ref-1' : null, refundedAt: null, refundReason: null,
   });
   try {
     await repo.init();

@@ -15,6 +15,7 @@ type SeckillCommand = Extract<keyof RedisCommander<ClientContext>, `seckill${str
 const TYPED: Record<SeckillCommand, true> = {
   seckillReserve: true,
   seckillTransition: true,
+  seckillRefund: true,
   seckillInitSale: true,
   seckillRebuildBegin: true,
   seckillRebuildChunk: true,

@@ -13,6 +13,7 @@ import { PgRecordStore } from '../../src/stores/postgres/pg-record-store.js';
 import type { RecordStore } from '../../src/stores/record-store.js';
 import { render, statements } from '../../src/stores/sql/statements.js';
 import { SqliteRecordStore } from '../../src/stores/sqlite/sqlite-record-store.js';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { PG_ADMIN_URL, createDatabase } from '../support/cluster.js';
 
@@ -22,7 +23,7 @@ const WINDOW = 60_000;
 function sale(id: string): Sale {
   return {
     id, name: `sale ${id}`, description: 'd', priceCents: 1999, stock: 10, startsAt: T0, endsAt: null,
-    perUserLimit: 3, paymentWindowSeconds: WINDOW / 1000, paused: false, secret: 's3cret', createdAt: T0,
+    perUserLimit: 3, paymentWindowSeconds: WINDOW / 1000, paused: false, restockOnRefund: false, secret: 's3cret', createdAt: T0, archivedAt: null,
   };
 }
 
@@ -31,7 +32,7 @@ function order(saleId: string, userId: string, quantity = 1): Order {
   seq++;
   return {
     orderId: `o-${String(seq).padStart(4, '0')}`, saleId, userId, quantity, priceCents: 1999 * quantity, status: 'reserved',
-    createdAt: T0, expiresAt: T0 + WINDOW, paidAt: null, paymentRef: null,
+    createdAt: T0, expiresAt: T0 + WINDOW, paidAt: null, paymentRef: null, refundedAt: null, refundReason: null,
   };
 }
 
@@ -111,7 +112,7 @@ for (const [name, open] of stores) {
       const expired = await s.transition(o.orderId, { to: 'expired' }, o.expiresAt);
       assert.equal(expired?.status, 'expired');
       assert.equal(await s.transition(o.orderId, { to: 'expired' }, o.expiresAt + 1), null, 'once only');
-      assert.deepEqual(await s.totals('x1'), { reserved: 0, paid: 0, expired: 1, cancelled: 0 });
+      assert.deepEqual(await s.totals('x1'), { reserved: 0, paid: 0, expired: 1, cancelled: 0, refunded: 0 });
     });
 
     test('paid only before expiresAt; cancelled at any time; each exit happens once', async (t) => {
@@ -125,10 +126,33 @@ for (const [name, open] of stores) {
       assert.deepEqual(paid, { ...inTime, status: 'paid', paidAt: T0 + 5, paymentRef: 'p2' });
       assert.equal(await s.transition(inTime.orderId, { to: 'cancelled' }, T0 + 6), null, 'a paid order is not cancelled');
       assert.equal((await s.transition(cancel.orderId, { to: 'cancelled' }, cancel.expiresAt + 1))?.status, 'cancelled');
-      assert.deepEqual(await s.totals('x2'), { reserved: 1, paid: 1, expired: 0, cancelled: 2 });
+      assert.deepEqual(await s.totals('x2'), { reserved: 1, paid: 1, expired: 0, cancelled: 2, refunded: 0 });
       assert.deepEqual([...(await s.holdings('x2'))], [['bob', 2]]);
       assert.deepEqual((await s.dueForExpiry(late.expiresAt, 10)).map((o) => o.orderId), [late.orderId]);
       assert.deepEqual(await s.dueForExpiry(late.expiresAt - 1, 10), []);
+    });
+
+    test('refunded only from paid, once; a refund keeps its units held unless the sale restocks on refund', async (t) => {
+      const s = await get();
+      if (!s) return void t.skip(skip ?? '');
+      await s.insertSale(sale('r1'));
+      await s.insertSale({ ...sale('r2'), restockOnRefund: true });
+      assert.equal((await s.getSale('r2'))?.restockOnRefund, true);
+      const [kept, back, open] = [order('r1', 'dan', 2), order('r2', 'dan', 2), order('r1', 'eve')];
+      await s.insertOrders([kept, back, open]);
+      const refund = { to: 'refunded', refundedAt: T0 + 9, reason: 'customer asked' } as const;
+      assert.equal(await s.transition(open.orderId, refund, T0 + 9), null, 'a reserved order is not refunded');
+      for (const o of [kept, back]) await s.transition(o.orderId, { to: 'paid', paidAt: T0 + 5, paymentRef: `p-${o.orderId}` }, T0 + 5);
+      const refunded = await s.transition(kept.orderId, refund, T0 + 9);
+      assert.deepEqual(refunded, { ...kept, status: 'refunded', paidAt: T0 + 5, paymentRef: `p-${kept.orderId}`, refundedAt: T0 + 9, refundReason: 'customer asked' });
+      assert.equal(await s.transition(kept.orderId, refund, T0 + 10), null, 'once only');
+      assert.equal(await s.transition(kept.orderId, { to: 'cancelled' }, T0 + 10), null, 'a refunded order is not cancelled');
+      assert.equal((await s.transition(back.orderId, { to: 'refunded', refundedAt: T0 + 9, reason: null }, T0 + 9))?.refundReason, null);
+      assert.deepEqual(await s.totals('r1'), { reserved: 1, paid: 0, expired: 0, cancelled: 0, refunded: 2 });
+      // r1 keeps refunded units sold: dan still holds 2; r2 restocks: dan holds nothing there.
+      assert.deepEqual(new Map(await s.holdings('r1')), new Map([['dan', 2], ['eve', 1]]));
+      assert.deepEqual([...(await s.holdings('r2'))], []);
+      assert.deepEqual((await s.listOrders('r1', 'refunded', undefined, 10)).orders.map((o) => o.orderId), [kept.orderId]);
     });
 
     test('sales, pages and replays read back as written', async (t) => {
@@ -170,5 +194,36 @@ test('shared statements: `?` stays for SQLite and is numbered for PostgreSQL', (
     const n = (lite[name].match(/\?/g) ?? []).length;
     assert.equal((pg[name].match(/\$\d+/g) ?? []).length, n, name);
     assert.ok(!pg[name].includes('?'), name);
+  }
+});
+
+test('a SQLite data dir from before refunds gets the new columns, and its rows read back', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seckill-sql-old-'));
+  try {
+    // The tables as an earlier version created them (no refund columns).
+    const old = new Database(path.join(dir, 'seckill.db'));
+    old.exec(`CREATE TABLE sales (id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL, price_cents BIGINT NOT NULL,
+      stock BIGINT NOT NULL, starts_at BIGINT NOT NULL, ends_at BIGINT, per_user_limit INTEGER NOT NULL,
+      payment_window_seconds INTEGER NOT NULL, paused INTEGER NOT NULL DEFAULT 0, secret TEXT NOT NULL, created_at BIGINT NOT NULL);
+    CREATE TABLE orders (order_id TEXT PRIMARY KEY, sale_id TEXT NOT NULL, user_id TEXT NOT NULL, quantity INTEGER NOT NULL,
+      price_cents BIGINT NOT NULL, status TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, paid_at BIGINT, payment_ref TEXT);
+    INSERT INTO sales VALUES ('m1', 'old', '', 100, 5, ${T0}, NULL, 1, 60, 0, 's', ${T0});
+    INSERT INTO orders VALUES ('o-old', 'm1', 'ann', 1, 100, 'paid', ${T0}, ${T0 + WINDOW}, ${T0 + 1}, 'ref');`);
+    old.close();
+    const s = new SqliteRecordStore(dir, 'NORMAL');
+    try {
+      assert.equal((await s.getSale('m1'))?.restockOnRefund, false);
+      assert.equal((await s.getOrder('o-old'))?.refundedAt, null);
+      assert.equal((await s.transition('o-old', { to: 'refunded', refundedAt: T0 + 2, reason: null }, T0 + 2))?.status, 'refunded');
+      assert.deepEqual([...(await s.holdings('m1'))], [['ann', 1]]);
+    } finally {
+      await s.close();
+    }
+    // Opening it again (columns present now) changes nothing.
+    const again = new SqliteRecordStore(dir, 'NORMAL');
+    assert.equal((await again.getOrder('o-old'))?.status, 'refunded');
+    await again.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,7 @@ import { Auth } from '../../gateway/auth.js';
 import type { Services } from '../../wiring/services.js';
 import { CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdParams, SwitchesBody } from '../schemas.js';
 
-const CSV_COLUMNS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt', 'paymentRef'] as const;
+const CSV_COLUMNS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt', 'paymentRef', 'refundedAt', 'refundReason'] as const;
 
 function csvCell(v: unknown): string {
   const t = v === null || v === undefined ? '' : String(v);

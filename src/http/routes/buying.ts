@@ -9,7 +9,7 @@ import type { Actor } from '../../services/order-service.js';
 import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
 import { SWITCH_RETRY_AFTER } from '../outcomes.js';
-import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, SaleIdParams } from '../schemas.js';
+import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, RefundBody, SaleIdParams } from '../schemas.js';
 
 /** What the buying routes use: the buy use case, identity, the orders, and two settings. */
 export type BuyingDeps = Pick<Services, 'auth' | 'orders' | 'switches' | 'secrets' | 'config'> & {
@@ -58,6 +58,13 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
       return orderJson(await s.orders.pay(req.params.orderId, actor, req.body.paymentRef));
     });
 
+    app.post('/api/orders/:orderId/refund', { schema: { params: OrderIdParams, body: RefundBody } }, async (req) => {
+      const actor: Actor = s.auth.identify(bearer(req));
+      // The shop's payment service refunds, after its provider returned the money; never a buyer (not even in demo mode).
+      if (actor.kind === 'user') throw new SeckillError('forbidden', 'Refunds are made by the shop, not by users.');
+      return orderJson(await s.orders.refund(req.params.orderId, actor, req.body?.reason ?? null));
+    });
+
     app.post('/api/orders/:orderId/cancel', { schema: { params: OrderIdParams, body: EmptyBody } }, async (req) => {
       const actor: Actor = s.auth.identify(bearer(req));
       return orderJson(await s.orders.cancel(req.params.orderId, actor));
@@ -86,7 +93,12 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   };
 }
 
-const TERMINAL = new Set(['paid', 'expired', 'cancelled']);
+/**
+ * Where an order's event stream ends. `paid` ends it although a refund may follow: a refund comes
+ * much later, from the shop, and a page reads the order again (GET /api/orders/:orderId) when it
+ * loads. `refunded` is listed for a stream opened on an order already refunded.
+ */
+const TERMINAL = new Set(['paid', 'expired', 'cancelled', 'refunded']);
 
 /** Server-sent events: the current state at once, then one event per change; ends at a final state. */
 function streamOrderEvents(s: Pick<Services, 'orders'>, orderId: string, current: Order, req: FastifyRequest, reply: FastifyReply, closed: () => void): void {

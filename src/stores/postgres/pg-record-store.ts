@@ -2,15 +2,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Order, OrderStatus } from '../../domain/order.js';
-import type { Sale } from '../../domain/sale.js';
+import type { Sale, SaleAuditEntry, SaleFields } from '../../domain/sale.js';
 import type { SeckillError } from '../../domain/errors.js';
 import type { Transition } from '../../domain/transition.js';
 import { AmbiguousOutcome } from '../../domain/outcome.js';
 import { inTransaction } from './transaction.js';
 import { WriterFence, withRebuildFence } from './rebuild-fence.js';
 import type { OrderPage, SharedRecordStore, StatusTotals, WriterFenceHold } from '../record-store.js';
-import { ORDER_COLUMNS, SCHEMA, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
-import { listOrdersQuery, statements, transitionStatement } from '../sql/statements.js';
+import { ADDED_COLUMNS, ORDER_COLUMNS, SCHEMA, auditValues, toAudit, type SaleAuditRow, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
+import { listOrdersQuery, statements, transitionStatement, updateSaleQuery } from '../sql/statements.js';
 
 // BIGINT columns hold epoch milliseconds and cents: well inside Number's exact range.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -24,7 +24,7 @@ function columns(orders: Order[]): SqlArg[][] {
 }
 
 // PostgreSQL only: a whole batch in one statement (SQLite inserts row by row in one transaction).
-const UNNEST = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])`;
+const UNNEST = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::text[])`;
 const COLS = `(${ORDER_COLUMNS.join(', ')})`;
 
 export interface PgRecordStoreOptions {
@@ -126,6 +126,8 @@ export class PgRecordStore implements SharedRecordStore {
     try {
       await c.query('SELECT pg_advisory_lock(7411)');
       await c.query(SCHEMA);
+      // A database from an older version: add the columns its tables lack.
+      for (const a of ADDED_COLUMNS) await c.query(`ALTER TABLE ${a.table} ADD COLUMN IF NOT EXISTS ${a.column} ${a.definition}`);
     } finally {
       await c.query('SELECT pg_advisory_unlock(7411)').catch(() => undefined);
       c.release();
@@ -142,8 +144,34 @@ export class PgRecordStore implements SharedRecordStore {
     return r.rows[0] ? toSale(r.rows[0]) : null;
   }
 
-  async insertSale(s: Sale): Promise<void> {
-    await this.pool.query(SQL.insertSale, saleValues(s));
+  async insertSale(s: Sale, audit?: SaleAuditEntry): Promise<void> {
+    if (!audit) {
+      await this.pool.query(SQL.insertSale, saleValues(s));
+      return;
+    }
+    await inTransaction(this.pool, async (c) => {
+      await c.query(SQL.insertSale, saleValues(s));
+      await c.query(SQL.insertAudit, auditValues(audit));
+    });
+  }
+
+  async updateSale(saleId: string, fields: SaleFields, audit?: SaleAuditEntry): Promise<void> {
+    const q = updateSaleQuery('postgres', saleId, fields);
+    await inTransaction(this.pool, async (c) => {
+      if (q) await c.query(q.text, q.args);
+      if (audit) await c.query(SQL.insertAudit, auditValues(audit));
+    });
+  }
+
+  async appendAudit(entry: SaleAuditEntry): Promise<void> {
+    await this.pool.query(SQL.insertAudit, auditValues(entry));
+  }
+
+  async auditOf(saleId: string | null): Promise<SaleAuditEntry[]> {
+    const r = saleId === null
+      ? await this.pool.query<SaleAuditRow>(SQL.serviceAudit)
+      : await this.pool.query<SaleAuditRow>(SQL.saleAudit, [saleId]);
+    return r.rows.map(toAudit);
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
@@ -241,7 +269,8 @@ export class PgRecordStore implements SharedRecordStore {
   /**
    * The writer's batch: new reservations and status changes, in ONE transaction. A change may
    * arrive before its reservation (another writer holds that entry), so it is an upsert that
-   * only ever moves a row out of `reserved`; a late reservation then changes nothing.
+   * only ever moves a row out of `reserved`, or from `paid` to `refunded`; a late reservation
+   * (or a late `paid` after the refund) then changes nothing.
    */
   async applyBatch(created: Order[], changed: Order[]): Promise<void> {
     await inTransaction(this.pool, async (c) => {
@@ -249,8 +278,9 @@ export class PgRecordStore implements SharedRecordStore {
       if (changed.length > 0) {
         await c.query(
           `INSERT INTO orders ${COLS} ${UNNEST}
-           ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, paid_at = excluded.paid_at, payment_ref = excluded.payment_ref
-           WHERE orders.status = 'reserved'`,
+           ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, paid_at = excluded.paid_at, payment_ref = excluded.payment_ref,
+             refunded_at = excluded.refunded_at, refund_reason = excluded.refund_reason
+           WHERE orders.status = 'reserved' OR (orders.status = 'paid' AND excluded.status = 'refunded')`,
           columns(changed),
         );
       }

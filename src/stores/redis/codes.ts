@@ -11,6 +11,8 @@ import type { Refusal } from '../../engine/stock-engine.js';
 export const LuaCode = {
   reserve: { reserved: 1, notLoaded: -1, paused: -2, notStarted: -3, ended: -4, limitReached: -5, soldOut: -6, tooLate: -7 },
   transition: { changed: 1, unchanged: 0, notLoaded: -1, unknownOrder: -2, tooLate: -7 },
+  // The same numbers as transition's, on purpose: the engine reads both replies alike.
+  refund: { changed: 1, unchanged: 0, notLoaded: -1, unknownOrder: -2, tooLate: -7 },
   'reserve-outcome': {},
   'adopt-order': { adopted: 1, known: 0, notLoaded: -1 },
   'rebuild-begin': { begun: 1, loaded: 0, lockLost: -2 },

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { SeckillError } from '../../domain/errors.js';
+import { holds } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
 import type { SharedRecordStore } from '../record-store.js';
 import { LuaCode, holdingsMismatch, rebuildLockLost } from './codes.js';
@@ -122,8 +123,10 @@ export class SaleRebuilder {
       for (let i = 0; i < open.length; i += REBUILD_CHUNK) {
         const args: string[] = [];
         for (const o of open.slice(i, i + REBUILD_CHUNK)) {
-          held += o.quantity;
-          args.push(o.orderId, o.userId, String(o.quantity), storedOrder(o));
+          // A refunded order holds its units only when its sale does not restock on refund.
+          const units = holds(o.status, sale.restockOnRefund) ? o.quantity : 0;
+          held += units;
+          args.push(o.orderId, o.userId, String(units), storedOrder(o));
         }
         const n = Number(await this.redis.seckillRebuildChunk(lock, sk.holdings(sale.id), sk.orders(sale.id), sk.orderIndex(), token, sale.id, ...args));
         if (n === LuaCode['rebuild-chunk'].lockLost) throw rebuildLockLost();
@@ -133,7 +136,7 @@ export class SaleRebuilder {
         await this.redis.seckillInitSale(
           sk.sale(sale.id), lock, sk.holdings(sale.id), token,
           sale.stock, sale.stock - held, sale.perUserLimit, sale.startsAt, sale.endsAt ?? 0,
-          sale.paused ? 1 : 0, sale.priceCents, sale.paymentWindowSeconds, held,
+          sale.paused ? 1 : 0, sale.priceCents, sale.paymentWindowSeconds, held, sale.restockOnRefund ? 1 : 0,
         ),
       );
       if (created === LuaCode['init-sale'].lockLost) throw rebuildLockLost();

@@ -5,7 +5,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { SeckillError } from '../../domain/errors.js';
 import type { Order } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
-import type { Transition } from '../../domain/transition.js';
+import { sourceOf, type Transition } from '../../domain/transition.js';
 import type { SharedRecordStore } from '../record-store.js';
 import type { RedisKeys } from './keys.js';
 import { backlogOf, writerGroupInfo } from './writer-group.js';
@@ -230,9 +230,19 @@ export class RedisStockEngine implements StockEngine {
     const run = async (): Promise<Reply> => {
       const sentAt = Date.now();
       const deadline = sentAt + offset + RESERVE_BUDGET_MS;
+      const k = this.keys;
+      const id = order.saleId;
       try {
+        // A refund has its own script (it leaves `paid`, and may find the order pruned from Redis);
+        // its reply reads like transition's (same codes, same shape).
+        if (t.to === 'refunded') {
+          return await this.redis.seckillRefund(
+            k.sale(id), k.holdings(id), k.orders(id), k.stream(id), k.orderIndex(),
+            order.orderId, t.refundedAt, t.reason ?? '', deadline, storedOrder(order), id,
+          );
+        }
         return await this.redis.seckillTransition(
-          this.keys.sale(order.saleId), this.keys.holdings(order.saleId), this.keys.orders(order.saleId), this.keys.stream(order.saleId),
+          k.sale(id), k.holdings(id), k.orders(id), k.stream(id),
           order.orderId, t.to, now, t.to === 'paid' ? t.paymentRef : '', deadline,
         );
       } catch (err) {
@@ -276,12 +286,12 @@ export class RedisStockEngine implements StockEngine {
         );
         // Not in Redis any more: settled and already pruned after its write, so PostgreSQL knows.
         const current = json ? parseStoredOrder(String(json)) : await this.repo.getOrder(order.orderId);
-        if (current && current.status === t.to && (t.to !== 'paid' || current.paymentRef === t.paymentRef)) {
+        if (current && current.status === t.to && (t.to !== 'paid' || current.paymentRef === t.paymentRef) && (t.to !== 'refunded' || current.refundedAt === t.refundedAt)) {
           this.log.warn({ orderId: order.orderId, to: t.to, err: String(err) }, 'transition: reply lost, but the change was made');
           if (t.to !== 'paid') this.availability.set(order.saleId, Number(available));
           return new TransitionApplied(current);
         }
-        if (!current || current.status !== 'reserved' || Number(redisNow) > deadline) return busy(err);
+        if (!current || current.status !== sourceOf(t) || Number(redisNow) > deadline) return busy(err);
       } catch {
         // still silent: ask again until the window ends
       }

@@ -12,6 +12,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     seckillReserve(sale: string, holdings: string, orders: string, stream: string, index: string, saleId: string, userId: string, quantity: number, now: number, orderId: string, deadline: number): Result<Reply, Context>;
     seckillTransition(sale: string, holdings: string, orders: string, stream: string, orderId: string, to: string, now: number, paymentRef: string, deadline: number): Result<Reply, Context>;
+    seckillRefund(sale: string, holdings: string, orders: string, stream: string, index: string, orderId: string, now: number, reason: string, deadline: number, json: string, saleId: string): Result<Reply, Context>;
     seckillInitSale(sale: string, lock: string, holdings: string, token: string, ...args: Array<string | number>): Result<number, Context>;
     seckillRebuildBegin(lock: string, sale: string, holdings: string, orders: string, token: string): Result<number, Context>;
     seckillRebuildChunk(lock: string, holdings: string, orders: string, index: string, token: string, saleId: string, ...entries: string[]): Result<number, Context>;

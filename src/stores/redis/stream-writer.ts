@@ -201,10 +201,11 @@ export class StreamOrderWriter {
   /**
    * Settled orders (paid, cancelled, expired) are in PostgreSQL now: drop them from the sale's
    * orders hash and the order index, if unchanged since (prune-order-2.lua). A hint of space only:
-   * a failure leaves them for reconcile to see, nothing else.
+   * a failure leaves them for reconcile to see, nothing else. Refunded orders stay: they are the
+   * record refund-5.lua reads to refund once (refunds are rare, so they cost little room).
    */
   private async prune(written: Item[]): Promise<void> {
-    const settled = written.filter((i) => i.order.status !== 'reserved');
+    const settled = written.filter((i) => i.order.status !== 'reserved' && i.order.status !== 'refunded');
     if (settled.length === 0) return;
     const p = this.redis.pipeline();
     for (const i of settled) p.seckillPruneOrder(this.keys.orders(i.order.saleId), this.keys.orderIndex(), i.order.orderId, i.json);

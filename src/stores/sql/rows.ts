@@ -1,5 +1,5 @@
 import type { Order, OrderStatus } from '../../domain/order.js';
-import type { Sale } from '../../domain/sale.js';
+import type { Sale, SaleAuditAction, SaleAuditEntry, SaleField, SaleFields } from '../../domain/sale.js';
 import type { OrderPage, StatusTotals } from '../record-store.js';
 
 // The one schema and row mapping of both databases of record (SQLite embedded, PostgreSQL
@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS sales (
   payment_window_seconds INTEGER NOT NULL,
   paused INTEGER NOT NULL DEFAULT 0,
   secret TEXT NOT NULL,
-  created_at BIGINT NOT NULL
+  created_at BIGINT NOT NULL,
+  restock_on_refund INTEGER NOT NULL DEFAULT 0,
+  archived_at BIGINT
 );
 CREATE TABLE IF NOT EXISTS orders (
   order_id TEXT PRIMARY KEY,
@@ -31,12 +33,35 @@ CREATE TABLE IF NOT EXISTS orders (
   created_at BIGINT NOT NULL,
   expires_at BIGINT NOT NULL,
   paid_at BIGINT,
-  payment_ref TEXT
+  payment_ref TEXT,
+  refunded_at BIGINT,
+  refund_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS orders_sale_status ON orders (sale_id, status);
 CREATE INDEX IF NOT EXISTS orders_user ON orders (user_id);
 CREATE INDEX IF NOT EXISTS orders_due ON orders (status, expires_at);
+CREATE TABLE IF NOT EXISTS sale_audit (
+  id TEXT PRIMARY KEY,
+  sale_id TEXT,
+  at BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  changes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sale_audit_sale ON sale_audit (sale_id, at);
 `;
+
+/**
+ * Columns added after the first release, for databases created before them: each store adds the
+ * ones its tables lack (`CREATE TABLE IF NOT EXISTS` leaves an existing table as it was). Both
+ * dialects accept these definitions.
+ */
+export const ADDED_COLUMNS: ReadonlyArray<{ table: 'sales' | 'orders'; column: string; definition: string }> = [
+  { table: 'sales', column: 'restock_on_refund', definition: 'INTEGER NOT NULL DEFAULT 0' },
+  { table: 'sales', column: 'archived_at', definition: 'BIGINT' },
+  { table: 'orders', column: 'refunded_at', definition: 'BIGINT' },
+  { table: 'orders', column: 'refund_reason', definition: 'TEXT' },
+];
 
 export interface OrderRow {
   order_id: string;
@@ -49,6 +74,8 @@ export interface OrderRow {
   expires_at: number;
   paid_at: number | null;
   payment_ref: string | null;
+  refunded_at: number | null;
+  refund_reason: string | null;
 }
 
 export interface SaleRow {
@@ -64,6 +91,18 @@ export interface SaleRow {
   paused: number;
   secret: string;
   created_at: number;
+  restock_on_refund: number;
+  archived_at: number | null;
+}
+
+export interface SaleAuditRow {
+  id: string;
+  sale_id: string | null;
+  at: number;
+  actor: string;
+  action: SaleAuditAction;
+  /** JSON: {field: [old, new]}. */
+  changes: string;
 }
 
 /** A value bound to a placeholder. */
@@ -71,22 +110,60 @@ export type SqlArg = string | number | null;
 
 /** The orders table's columns, in the order of `orderValues`. */
 export const ORDER_COLUMNS = [
-  'order_id', 'sale_id', 'user_id', 'quantity', 'price_cents', 'status', 'created_at', 'expires_at', 'paid_at', 'payment_ref',
+  'order_id', 'sale_id', 'user_id', 'quantity', 'price_cents', 'status', 'created_at', 'expires_at', 'paid_at', 'payment_ref', 'refunded_at', 'refund_reason',
 ] as const satisfies readonly (keyof OrderRow)[];
 
 /** The sales table's columns, in the order of `saleValues`. */
 export const SALE_COLUMNS = [
-  'id', 'name', 'description', 'price_cents', 'stock', 'starts_at', 'ends_at', 'per_user_limit', 'payment_window_seconds', 'paused', 'secret', 'created_at',
+  'id', 'name', 'description', 'price_cents', 'stock', 'starts_at', 'ends_at', 'per_user_limit', 'payment_window_seconds', 'paused', 'secret', 'created_at', 'restock_on_refund', 'archived_at',
 ] as const satisfies readonly (keyof SaleRow)[];
 
+/** The sale_audit table's columns, in the order of `auditValues`. */
+export const AUDIT_COLUMNS = ['id', 'sale_id', 'at', 'actor', 'action', 'changes'] as const satisfies readonly (keyof SaleAuditRow)[];
+
+/** The sale fields an operator may change after creation, and their columns. */
+export const SALE_FIELD_COLUMNS = {
+  name: 'name',
+  description: 'description',
+  priceCents: 'price_cents',
+  stock: 'stock',
+  startsAt: 'starts_at',
+  endsAt: 'ends_at',
+  perUserLimit: 'per_user_limit',
+  paymentWindowSeconds: 'payment_window_seconds',
+  paused: 'paused',
+  archivedAt: 'archived_at',
+} as const satisfies Record<SaleField, keyof SaleRow>;
+
+/** `SET col = ?, …` and its values, for the fields given (in SALE_FIELD_COLUMNS's order). */
+export function saleFieldValues(fields: SaleFields): { columns: string[]; values: SqlArg[] } {
+  const columns: string[] = [];
+  const values: SqlArg[] = [];
+  for (const f of Object.keys(SALE_FIELD_COLUMNS) as SaleField[]) {
+    if (!(f in fields)) continue;
+    const v = fields[f];
+    columns.push(SALE_FIELD_COLUMNS[f]);
+    values.push(typeof v === 'boolean' ? (v ? 1 : 0) : v ?? null);
+  }
+  return { columns, values };
+}
+
+export function auditValues(e: SaleAuditEntry): SqlArg[] {
+  return [e.id, e.saleId, e.at, e.actor, e.action, JSON.stringify(e.changes)];
+}
+
+export function toAudit(r: SaleAuditRow): SaleAuditEntry {
+  return { id: r.id, saleId: r.sale_id, at: r.at, actor: r.actor, action: r.action, changes: JSON.parse(r.changes) as SaleAuditEntry['changes'] };
+}
+
 export function orderValues(o: Order): SqlArg[] {
-  return [o.orderId, o.saleId, o.userId, o.quantity, o.priceCents, o.status, o.createdAt, o.expiresAt, o.paidAt, o.paymentRef];
+  return [o.orderId, o.saleId, o.userId, o.quantity, o.priceCents, o.status, o.createdAt, o.expiresAt, o.paidAt, o.paymentRef, o.refundedAt, o.refundReason];
 }
 
 export function saleValues(s: Sale): SqlArg[] {
   return [
     s.id, s.name, s.description, s.priceCents, s.stock, s.startsAt, s.endsAt, s.perUserLimit, s.paymentWindowSeconds,
-    s.paused ? 1 : 0, s.secret, s.createdAt,
+    s.paused ? 1 : 0, s.secret, s.createdAt, s.restockOnRefund ? 1 : 0, s.archivedAt ?? null,
   ];
 }
 
@@ -102,6 +179,8 @@ export function toOrder(r: OrderRow): Order {
     expiresAt: r.expires_at,
     paidAt: r.paid_at,
     paymentRef: r.payment_ref,
+    refundedAt: r.refunded_at ?? null,
+    refundReason: r.refund_reason ?? null,
   };
 }
 
@@ -119,6 +198,8 @@ export function toSale(r: SaleRow): Sale {
     paused: r.paused === 1,
     secret: r.secret,
     createdAt: r.created_at,
+    restockOnRefund: Number(r.restock_on_refund ?? 0) === 1,
+    archivedAt: r.archived_at ?? null,
   };
 }
 
@@ -130,7 +211,7 @@ export function toHoldings(rows: { user_id: string; q: Sum }[]): Map<string, num
 }
 
 export function toTotals(rows: { status: OrderStatus; q: Sum }[]): StatusTotals {
-  const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
+  const t: StatusTotals = { reserved: 0, paid: 0, expired: 0, cancelled: 0, refunded: 0 };
   for (const r of rows) t[r.status] = Number(r.q);
   return t;
 }

@@ -2,11 +2,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SeckillError } from '../../domain/errors.js';
 import type { Order, OrderStatus } from '../../domain/order.js';
-import type { Sale } from '../../domain/sale.js';
+import type { Sale, SaleAuditEntry, SaleFields } from '../../domain/sale.js';
 import type { Transition } from '../../domain/transition.js';
 import type { OrderPage, RecordStore, StatusTotals } from '../record-store.js';
-import { SCHEMA, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
-import { listOrdersQuery, statements, transitionStatement } from '../sql/statements.js';
+import { ADDED_COLUMNS, SCHEMA, auditValues, toAudit, type SaleAuditRow, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
+import { listOrdersQuery, statements, transitionStatement, updateSaleQuery } from '../sql/statements.js';
 import { createPrivateFile, makePrivateDir } from './private-files.js';
 
 export type SqliteSync = 'FULL' | 'NORMAL';
@@ -31,6 +31,11 @@ export class SqliteRecordStore implements RecordStore {
     this.db.pragma(`synchronous = ${sync}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    // A data dir from an older version: add the columns its tables lack (SQLite has no ADD COLUMN IF NOT EXISTS).
+    for (const c of ADDED_COLUMNS) {
+      const have = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${c.table})`).all();
+      if (!have.some((h) => h.name === c.column)) this.db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.definition}`);
+    }
     const sql = statements('sqlite');
     const db = this.db;
     const rows = (text: string) => db.prepare<SqlArg[], OrderRow>(text);
@@ -39,6 +44,9 @@ export class SqliteRecordStore implements RecordStore {
       getSale: db.prepare<[string], SaleRow>(sql.getSale),
       insertSale: db.prepare<SqlArg[]>(sql.insertSale),
       setPaused: db.prepare<[number, string]>(sql.setPaused),
+      insertAudit: db.prepare<SqlArg[]>(sql.insertAudit),
+      saleAudit: db.prepare<[string], SaleAuditRow>(sql.saleAudit),
+      serviceAudit: db.prepare<[], SaleAuditRow>(sql.serviceAudit),
       insertOrder: db.prepare<SqlArg[]>(sql.insertOrder),
       getOrder: db.prepare<[string], OrderRow>(sql.getOrder),
       ordersOfUser: db.prepare<[string], OrderRow>(sql.ordersOfUser),
@@ -48,6 +56,7 @@ export class SqliteRecordStore implements RecordStore {
       toPaid: rows(sql.toPaid),
       toCancelled: rows(sql.toCancelled),
       toExpired: rows(sql.toExpired),
+      toRefunded: rows(sql.toRefunded),
       ping: db.prepare(sql.ping),
     };
     const insert = this.stmt.insertOrder;
@@ -65,8 +74,32 @@ export class SqliteRecordStore implements RecordStore {
     return r ? toSale(r) : null;
   }
 
-  async insertSale(sale: Sale): Promise<void> {
-    this.guard(() => this.stmt.insertSale.run(...saleValues(sale)));
+  async insertSale(sale: Sale, audit?: SaleAuditEntry): Promise<void> {
+    this.guard(() =>
+      this.db.transaction(() => {
+        this.stmt.insertSale.run(...saleValues(sale));
+        if (audit) this.stmt.insertAudit.run(...auditValues(audit));
+      })(),
+    );
+  }
+
+  async updateSale(saleId: string, fields: SaleFields, audit?: SaleAuditEntry): Promise<void> {
+    const q = updateSaleQuery('sqlite', saleId, fields);
+    this.guard(() =>
+      this.db.transaction(() => {
+        if (q) this.db.prepare<SqlArg[]>(q.text).run(...q.args);
+        if (audit) this.stmt.insertAudit.run(...auditValues(audit));
+      })(),
+    );
+  }
+
+  async appendAudit(entry: SaleAuditEntry): Promise<void> {
+    this.guard(() => this.stmt.insertAudit.run(...auditValues(entry)));
+  }
+
+  async auditOf(saleId: string | null): Promise<SaleAuditEntry[]> {
+    const rows = this.guard(() => (saleId === null ? this.stmt.serviceAudit.all() : this.stmt.saleAudit.all(saleId)));
+    return rows.map(toAudit);
   }
 
   async setPaused(saleId: string, paused: boolean): Promise<void> {
