@@ -6,7 +6,7 @@ import {
   orderPath as fetchOrderPath, payOrder,
 } from './api.js';
 import { ServerClock } from './clock.js';
-import { SALE_STATUS_TEXT, byId, pad, price, setPill } from './ui.js';
+import { SALE_STATUS_TEXT, byId, pad, price, setPill, shop } from './ui.js';
 
 /** @typedef {import('./api.js').PublicSale} PublicSale */
 /** @typedef {import('./api.js').OrderView} OrderView */
@@ -24,6 +24,8 @@ const ui = {
   userError: byId('user-error', HTMLParagraphElement), shopSignin: byId('shop-signin', HTMLParagraphElement),
   who: byId('who', HTMLParagraphElement), whoName: byId('who-name', HTMLElement),
   signout: byId('signout', HTMLButtonElement), clock: byId('clock', HTMLParagraphElement),
+  mine: byId('mine', HTMLElement), signinText: byId('shop-signin-text', HTMLSpanElement),
+  signinLink: byId('signin-link', HTMLAnchorElement),
 };
 
 const saleId = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -118,7 +120,7 @@ function setStatus(status) {
 /** @param {PublicSale} s */
 function renderSale(s) {
   sale = s;
-  document.title = `${s.name} · flash sale`;
+  document.title = `${s.name} · ${shop.name ?? 'flash sale'}`;
   ui.name.textContent = s.name;
   ui.desc.textContent = s.description || '';
   ui.price.textContent = price(s.priceCents);
@@ -295,8 +297,9 @@ function light() {
   setState('live');
   ui.cdLabel.textContent = 'The sale is live';
   ui.cd.textContent = '00:00:00';
-  ui.hint.textContent = token ? 'One click reserves; you pay afterwards.' : DEMO ? 'Sign in below first: any name works.' : 'Sign in at the shop first.';
-  ui.buy.disabled = !token && !DEMO;
+  ui.hint.textContent = token ? 'One click reserves; you pay afterwards.' : DEMO ? 'Sign in below first: any name works.' : `Sign in at ${shopName()} first.`;
+  // Without a token and without the demo sign-in, the button leads to the shop's login when there is one.
+  ui.buy.disabled = !token && !DEMO && !shop.signInUrl;
   ui.buy.textContent = token ? 'Buy now' : 'Sign in to buy';
   if (!wasLit) {
     ui.buy.classList.add('lit');
@@ -419,8 +422,9 @@ async function findMyOrder() {
 /**
  * @param {Held} o
  * @param {boolean} focus
+ * @param {boolean} [restored] found again on loading the page (not just now bought or paid)
  */
-function hold(o, focus) {
+function hold(o, focus, restored = false) {
   const first = !order || order.orderId !== o.orderId;
   if (first) paymentRef = `demo-${randomHex()}`;
   const held = { ...(first ? {} : order), ...o };
@@ -436,13 +440,16 @@ function hold(o, focus) {
       setState('reserved');
       dark('Reserved');
       ui.hint.textContent = 'Your unit is held until the payment deadline.';
+      /** @type {HTMLElement[]} */
       const actions = [];
-      if (DEMO) actions.push(button('Pay now (demo)', 'btn-pay', pay));
+      const checkout = checkoutHref(held.orderId);
+      if (checkout) actions.push(link('Pay now', 'btn btn-pay', checkout, 'checkout'));
+      else if (DEMO) actions.push(button('Pay now (demo)', 'btn-pay', pay));
       actions.push(button('Cancel reservation', 'btn-secondary', cancel));
       showResult('reserved', 'Reserved!', [
         `${what} is held for you.`,
         [document.createTextNode('Pay within '), span('--:--', 'deadline', 'deadline')],
-        DEMO ? 'Demo mode: the button below stands in for the shop\u2019s payment.' : `Complete the payment at the shop before ${when(held.expiresAt)}.`,
+        DEMO && !checkout ? 'Demo mode: the button below stands in for the shop\u2019s payment.' : `Complete the payment at ${shopName()} before ${when(held.expiresAt)}.`,
         [span('Order ', 'small'), code(held.orderId)],
       ], actions, focus);
       deadline(held);
@@ -453,7 +460,7 @@ function hold(o, focus) {
       setState('paid');
       dark('Bought');
       ui.hint.textContent = 'Thank you for your order.';
-      showResult('paid', 'Paid: it\u2019s yours!', [`${what} for ${price(held.priceCents ?? sale?.priceCents ?? 0)} each.`, [span('Order ', 'small'), code(held.orderId)]], [], focus);
+      showResult('paid', restored ? 'You bought this' : 'Paid: it\u2019s yours!', [`${what} for ${price(held.priceCents ?? sale?.priceCents ?? 0)} each.`, [span('Order ', 'small'), code(held.orderId)]], [], focus);
       return unwatch();
     default: {
       const expired = o.status === 'expired';
@@ -593,6 +600,7 @@ function setToken(t) {
   ui.whoName.textContent = userName;
   ui.signin.hidden = !DEMO || !!t;
   ui.shopSignin.hidden = DEMO || !!t;
+  if (!t) ui.mine.hidden = true;
   if (ui.main.dataset.state === 'live') light();
 }
 
@@ -622,7 +630,8 @@ function signOut() {
 }
 
 function askSignIn() {
-  if (!DEMO) return;
+  // The shop's login returns here with the token in the fragment (#token=…): see loadToken.
+  if (!DEMO) return void (shop.signInUrl && ui.signinLink.click());
   fieldError('Enter a name to sign in, then press Buy.');
   ui.user.focus();
 }
@@ -656,14 +665,106 @@ async function signIn(e) {
 
 // ---------------------------------------------------------------- start
 async function resume() {
+  if (!token) return;
   // A reservation made earlier in this tab: show it again after a reload.
   const id = sessionStorage.getItem(ORDER_KEY);
-  if (!id || !token) return;
-  try {
-    const o = await getOrder(token, id);
-    if (o.saleId === saleId) hold(o, false);
-  } catch {
+  if (id) {
+    try {
+      const o = await getOrder(token, id);
+      if (o.saleId === saleId && o.status === 'reserved') return hold(o, false, true);
+    } catch {
+      // gone or not readable: the list below says what there is
+    }
     sessionStorage.removeItem(ORDER_KEY);
+  }
+  // Otherwise this buyer's own orders of this sale (paid, from another tab or device, or at the
+  // shop): a buyer who paid and reloads sees the order, not only "Sold out".
+  try {
+    const { orders } = await myOrders(token);
+    const mine = orders.filter((o) => o.saleId === saleId).sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+    const o = mine.find((x) => x.status === 'reserved') || mine.find((x) => x.status === 'paid') || mine[0];
+    if (!o) return;
+    if (o.status === 'reserved' || o.status === 'paid') return hold(o, false, true);
+    showMine(o);
+  } catch {
+    // the sale's own state still shows
+  }
+}
+
+/**
+ * An earlier order of this buyer that holds nothing now (expired, cancelled, refunded): said
+ * above the sale's state, which goes on as usual below (a live sale can be bought again).
+ * @param {OrderView} o
+ */
+function showMine(o) {
+  const what = { expired: 'Your reservation expired', cancelled: 'Your reservation was cancelled', refunded: 'Your order was refunded' };
+  const title = document.createElement('p');
+  const strong = document.createElement('strong');
+  strong.textContent = o.status in what ? what[/** @type {keyof typeof what} */ (o.status)] : `Your order is ${o.status}`;
+  title.append(strong);
+  ui.mine.replaceChildren(title, paragraph([span('Order ', 'small'), code(o.orderId)]));
+  ui.mine.dataset.status = o.status;
+  ui.mine.hidden = false;
+}
+
+/** @param {Node[]} nodes */
+function paragraph(nodes) {
+  const p = document.createElement('p');
+  p.append(...nodes);
+  return p;
+}
+
+// ---------------------------------------------------------------- the shop
+/** The shop's name in a sentence. */
+function shopName() {
+  return shop.name ?? 'the shop';
+}
+
+/**
+ * Where "Pay now" leads for this order (SECKILL_CHECKOUT_URL), or null without a checkout.
+ * @param {string} orderId
+ */
+function checkoutHref(orderId) {
+  if (!shop.checkoutUrl) return null;
+  return shop.checkoutUrl.replace(/\{orderId\}/g, encodeURIComponent(orderId)).replace(/\{saleId\}/g, encodeURIComponent(saleId));
+}
+
+/**
+ * The shop's login (SECKILL_SIGN_IN_URL), told where to come back to: `{returnTo}` in it is
+ * replaced, else a `returnTo` parameter is added. The shop sends the buyer back to that address
+ * with `#token=<user token>` appended.
+ * @param {string} signInUrl
+ */
+function signInHref(signInUrl) {
+  const back = location.origin + location.pathname;
+  if (signInUrl.includes('{returnTo}')) return signInUrl.replace(/\{returnTo\}/g, encodeURIComponent(back));
+  const u = new URL(signInUrl, location.href);
+  u.searchParams.append('returnTo', back);
+  return u.href;
+}
+
+/**
+ * A link styled as a button; `_top` so that it leaves a frame too (a shop may embed this page).
+ * @param {string} text
+ * @param {string} cls
+ * @param {string} href
+ * @param {string} id
+ */
+function link(text, cls, href, id) {
+  const a = document.createElement('a');
+  a.className = cls;
+  a.href = href;
+  a.target = '_top';
+  a.id = id;
+  a.textContent = text;
+  return a;
+}
+
+function showShopSignIn() {
+  if (shop.name) ui.signinText.textContent = `Sign in at ${shop.name} to take part in this sale.`;
+  if (shop.signInUrl) {
+    ui.signinLink.href = signInHref(shop.signInUrl);
+    ui.signinLink.hidden = false;
   }
 }
 
@@ -709,5 +810,6 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden && sale && ui.main.dataset.state === 'upcoming') syncClock().then(() => sale && countdown(sale), () => {});
 });
 
+showShopSignIn();
 loadToken();
 start();

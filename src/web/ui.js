@@ -31,10 +31,50 @@ export function setPill(el, status, labels = SALE_STATUS_TEXT, text) {
   el.textContent = text || labels[status] || status;
 }
 
-const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+/**
+ * The shop these pages sell for (SECKILL_SHOP_*, SECKILL_CURRENCY, …), written into every page by
+ * the server as `<script type="application/json" id="shop-config">`: read without a request.
+ * @typedef {{
+ *   name: string | null, url: string | null, logoUrl: string | null, currency: string, locale: string,
+ *   signInUrl: string | null, checkoutUrl: string | null,
+ * }} ShopConfig
+ */
 
-/** @param {number} cents */
-export const price = (cents) => money.format(cents / 100);
+/** @type {ShopConfig} */
+const NO_SHOP = { name: null, url: null, logoUrl: null, currency: 'USD', locale: 'en-US', signInUrl: null, checkoutUrl: null };
+
+/** @returns {ShopConfig} */
+function readShop() {
+  try {
+    /** @type {Partial<ShopConfig>} */
+    const given = JSON.parse(document.getElementById('shop-config')?.textContent || '{}');
+    return { ...NO_SHOP, ...given };
+  } catch {
+    return NO_SHOP;
+  }
+}
+
+export const shop = readShop();
+
+/** @param {ShopConfig} s */
+function moneyFormat(s) {
+  try {
+    return new Intl.NumberFormat(s.locale, { style: 'currency', currency: s.currency });
+  } catch {
+    return new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
+  }
+}
+
+const money = moneyFormat(shop);
+
+/** Digits of the currency's minor unit (2 for EUR or USD, 0 for JPY): prices are integers of it. */
+export const minorDigits = money.resolvedOptions().maximumFractionDigits ?? 2;
+
+/**
+ * A price in the shop's currency and locale ("49,00 €", "¥4,900").
+ * @param {number} minor the amount in the currency's minor unit (the API's `priceCents`)
+ */
+export const price = (minor) => money.format(minor / 10 ** minorDigits);
 
 /** @param {number} n */
 export const pad = (n) => String(n).padStart(2, '0');

@@ -59,9 +59,14 @@ describe('CORS (SECKILL_CORS_ORIGINS)', () => {
     assert.match(String(pre.headers['access-control-allow-headers']), /content-type/i);
     assert.equal(pre.headers['access-control-max-age'], '600');
 
-    // Reads too (the shop's page shows the sale and the buyer's orders).
+    // Reads too (the shop's page shows the sale and the buyer's orders), and the order's event stream.
     assert.equal(acao(await t.call('GET', `/api/sales/${sale.id}`, { headers: { origin: SHOP } })), SHOP);
     assert.equal(acao(await t.call('GET', '/api/me/orders', { token: userToken('cors-a'), headers: { origin: SHOP } })), SHOP);
+    const orderId = String(first.buy.body.orderId);
+    assert.equal((await t.admin('POST', `/api/orders/${orderId}/pay`, { paymentRef: 'cors-1' })).status, 200);
+    const events = await t.call('GET', `/api/orders/${orderId}/events?access_token=${userToken('cors-a')}`, { headers: { origin: SHOP }, timeoutMs: 10_000 });
+    assert.match(String(events.headers['content-type']), /text\/event-stream/);
+    assert.equal(acao(events), SHOP);
   });
 
   test('an origin not listed gets no CORS header, from fastify or the fast path; nor do the pages', async () => {

@@ -105,6 +105,8 @@ function streamOrderEvents(s: Pick<Services, 'orders'>, orderId: string, current
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
+    // What the hooks set (nosniff; CORS for an allowed origin): hijacked, fastify would not send it.
+    ...Object.fromEntries(Object.entries(reply.getHeaders()).filter((h): h is [string, string | number | string[]] => h[1] !== undefined)),
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-store',
     connection: 'keep-alive',

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { WebConfig } from '../../config/shop.js';
 import type { Services } from '../../wiring/services.js';
 import { demoRoutes, liveRoutes, type DemoDeps, type LiveDeps } from './page-api.js';
 
@@ -51,18 +52,50 @@ const TYPES: Record<string, string> = {
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const PAGE_CACHE = 'public, max-age=60';
 
-/** No inline script or style anywhere: the pages run under a strict policy. */
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
+/**
+ * No inline script or style anywhere: the pages run under a strict policy. The shop's logo may
+ * come from its own origin; only the buyers' pages may be framed, and only by the origins
+ * SECKILL_FRAME_ANCESTORS names (none by default; the dashboard never).
+ */
+function securityHeaders(web: WebConfig | undefined, framable: boolean): Record<string, string> {
+  const logo = web?.shop.logoUrl?.startsWith('https:') ? ` ${new URL(web.shop.logoUrl).origin}` : '';
+  const ancestors = framable && web && web.frameAncestors.length > 0 ? web.frameAncestors.join(' ') : null;
+  const csp = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `img-src 'self' data:${logo}`,
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    `frame-ancestors ${ancestors ?? "'none'"}`,
+  ].join('; ');
+  const headers: Record<string, string> = { 'content-security-policy': csp, 'referrer-policy': 'no-referrer' };
+  // X-Frame-Options cannot name origins: it goes when some may frame (CSP governs then).
+  if (ancestors === null) headers['x-frame-options'] = 'DENY';
+  return headers;
+}
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
+
+/**
+ * JSON that may stand inside a <script type="application/json"> element: the parser ends the
+ * element at `</script`, and entities are not decoded there, so `<`, `>` and `&` are written as
+ * JSON escapes (JSON.parse reads them back unchanged).
+ */
+const scriptJson = (value: unknown) =>
+  JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** The header's link back to the shop: its logo and name, or seckill's. */
+function brandHtml(web: WebConfig | undefined): string {
+  const shop = web?.shop;
+  const href = escapeHtml(shop?.url ?? '/');
+  const name = escapeHtml(shop?.name ?? 'seckill');
+  const logo = shop?.logoUrl ? `<img class="logo" src="${escapeHtml(shop.logoUrl)}" alt="" height="28">` : '';
+  return `<a class="brand${logo ? ' has-logo' : ''}" id="brand" href="${href}">${logo}<span>${name}</span></a>`;
+}
 
 interface Served {
   body: Buffer;
@@ -72,10 +105,11 @@ interface Served {
   /** Of the identity bytes; the compressed variants add `-br` / `-gz` (a strong ETag per representation). */
   etag: string;
   cacheControl: string;
-  html: boolean;
+  /** Pages only: their CSP and framing headers. */
+  security: Record<string, string> | null;
 }
 
-function served(body: Buffer, type: string, cacheControl: string): Served {
+function served(body: Buffer, type: string, cacheControl: string, security: Record<string, string> | null = null): Served {
   const gzip = zlib.gzipSync(body, { level: 9 });
   const br = zlib.brotliCompressSync(body, {
     params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length },
@@ -87,7 +121,7 @@ function served(body: Buffer, type: string, cacheControl: string): Served {
     type,
     etag: crypto.createHash('sha256').update(body).digest('base64url').slice(0, 22),
     cacheControl,
-    html: type.startsWith('text/html'),
+    security,
   };
 }
 
@@ -107,7 +141,7 @@ export interface WebBundle {
  */
 const SIBLING_IMPORT = /(\bfrom\s*|\bimport\s*)(['"])\.\/([\w-]+\.js)\2/g;
 
-export function buildWebBundle(opts: { demo: boolean }): WebBundle {
+export function buildWebBundle(opts: { demo: boolean; web?: WebConfig }): WebBundle {
   const assets = new Map<string, Served>();
   const paths: Record<string, string> = {};
   const pending = new Set<string>();
@@ -131,7 +165,18 @@ export function buildWebBundle(opts: { demo: boolean }): WebBundle {
     return (paths[name] = `/assets/${fileName}`);
   };
   for (const name of Object.keys(ASSET_SOURCES)) publish(name);
-  const page = (template: string): Served => {
+  // The shop's settings for the pages' scripts, in every page: no request needed to read them.
+  const shop = opts.web?.shop;
+  const shopConfig = `<script type="application/json" id="shop-config">${scriptJson({
+    name: shop?.name ?? null,
+    url: shop?.url ?? null,
+    logoUrl: shop?.logoUrl ?? null,
+    currency: shop?.currency ?? 'USD',
+    locale: shop?.locale ?? 'en-US',
+    signInUrl: shop?.signInUrl ?? null,
+    checkoutUrl: shop?.checkoutUrl ?? null,
+  })}</script>\n`;
+  const page = (template: string, framable: boolean): Served => {
     const html = fs.readFileSync(path.join(WEB_DIR, template), 'utf8')
       .replace(/\{\{asset ([\w.-]+)\}\}/g, (_m, name: string) => {
         const p = paths[name];
@@ -139,13 +184,15 @@ export function buildWebBundle(opts: { demo: boolean }): WebBundle {
         return p;
       })
       // A property of the deployment, the same for everyone: not user- or time-specific.
-      .replace(/\{\{demo\}\}/g, opts.demo ? 'on' : 'off');
-    return served(Buffer.from(html), TYPES['.html'], PAGE_CACHE);
+      .replace(/\{\{demo\}\}/g, opts.demo ? 'on' : 'off')
+      .replace(/\{\{brand\}\}/g, () => brandHtml(opts.web))
+      .replace('</head>', () => `${shopConfig}</head>`);
+    return served(Buffer.from(html), TYPES['.html'], PAGE_CACHE, securityHeaders(opts.web, framable));
   };
   return {
     assets,
     paths,
-    pages: { index: page(PAGES.index), sale: page(PAGES.sale), admin: page(PAGES.admin) },
+    pages: { index: page(PAGES.index, true), sale: page(PAGES.sale, true), admin: page(PAGES.admin, false) },
   };
 }
 
@@ -160,12 +207,7 @@ function send(req: FastifyRequest, reply: FastifyReply, f: Served): FastifyReply
     .header('etag', tag)
     .header('vary', 'accept-encoding')
     .header('x-content-type-options', 'nosniff');
-  if (f.html) {
-    reply
-      .header('content-security-policy', CSP)
-      .header('referrer-policy', 'no-referrer')
-      .header('x-frame-options', 'DENY');
-  }
+  if (f.security) reply.headers(f.security);
   if (etagMatches(req.headers['if-none-match'], tag)) return reply.code(304).send();
   reply.type(f.type);
   if (encoding) reply.header('content-encoding', encoding);
@@ -180,11 +222,11 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 const SALE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const ASSET_NAME = /^[a-z]+\.[0-9a-f]{12}\.(?:js|css)$/;
 
-export type PagesDeps = Pick<Services, 'secrets'> & LiveDeps & DemoDeps;
+export type PagesDeps = Pick<Services, 'secrets' | 'config'> & LiveDeps & DemoDeps;
 
 export function pagesRoutes(s: PagesDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
-    const web = buildWebBundle({ demo: s.secrets.demo });
+    const web = buildWebBundle({ demo: s.secrets.demo, web: s.config.web });
 
     app.get('/', async (req, reply) => send(req, reply, web.pages.index));
     app.get('/admin', async (req, reply) => send(req, reply, web.pages.admin));
