@@ -29,6 +29,12 @@ export interface StockEngine {
    */
   transition(order: Order, t: Transition, now: number): Promise<Order | null>;
   setPaused(saleId: string, paused: boolean): Promise<void>;
+  /**
+   * An operator corrected the sale (`before` → `after`, same id). Its end time may always change;
+   * stock, limit, start, price and payment window only while no order exists (before it opens):
+   * otherwise SeckillError('sale_open') and nothing changed.
+   */
+  correct(before: Sale, after: Sale): Promise<void>;
   /** Available units as this process last saw them (no I/O). */
   available(saleId: string): number;
   /** Available units asked of the engine now. */

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import { SeckillError } from '../domain/errors.js';
 import { isStorableLine, isStorableText } from '../domain/stored-text.js';
-import type { Sale } from '../domain/sale.js';
+import { hasEnded, hasOpened, type Sale, type SaleAuditAction, type SaleAuditEntry, type SaleField, type SaleFields } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
 import type { SaleSignals } from './signals.js';
@@ -30,6 +31,18 @@ export interface NewSale {
   /** A refund returns the units to stock (default false: they stay sold). */
   restockOnRefund?: boolean;
 }
+
+/** An operator's correction: any of these; `endsAt: null` removes the end time. */
+export type SaleCorrection = Partial<Pick<Sale, 'name' | 'description' | 'priceCents' | 'stock' | 'startsAt' | 'endsAt' | 'perUserLimit' | 'paymentWindowSeconds'>>;
+
+/** What may still change once a sale has opened. */
+const OPEN_SALE_FIELDS: ReadonlySet<SaleField> = new Set(['name', 'description', 'endsAt']);
+
+/** The order of the fields in a correction's audit entry. */
+const CORRECTABLE: readonly (keyof SaleCorrection)[] = ['name', 'description', 'priceCents', 'stock', 'startsAt', 'endsAt', 'perUserLimit', 'paymentWindowSeconds'];
+
+/** Who changed a sale when nobody said (the CLI, the demo sale). */
+export const SYSTEM_ACTOR = 'admin';
 
 /**
  * The sales, held in memory (they are few and read on every request), written through to the
@@ -124,14 +137,10 @@ export class SaleService {
     return [...this.sales.values()];
   }
 
-  async create(input: NewSale, now = Date.now()): Promise<Sale> {
+  async create(input: NewSale, now = Date.now(), actor = SYSTEM_ACTOR): Promise<Sale> {
     const endsAt = input.endsAt ?? null;
-    if (endsAt !== null && endsAt <= input.startsAt) {
-      throw new SeckillError('bad_request', 'endsAt must be after startsAt.');
-    }
-    if (!isStorableLine(input.name) || (input.description !== undefined && !isStorableText(input.description))) {
-      throw new SeckillError('bad_request', 'name and description must be text a store can keep (no control characters, no unpaired surrogates).');
-    }
+    checkWindow(input.startsAt, endsAt);
+    checkText(input.name, input.description);
     const sale: Sale = {
       id: newSaleId(),
       name: input.name,
@@ -147,7 +156,10 @@ export class SaleService {
       secret: crypto.randomBytes(32).toString('base64url'),
       createdAt: now,
     };
-    await this.repo.insertSale(sale);
+    const changes: SaleAuditEntry['changes'] = {};
+    for (const f of CORRECTABLE) changes[f] = [null, sale[f]];
+    changes.restockOnRefund = [null, sale.restockOnRefund];
+    await this.repo.insertSale(sale, auditEntry(sale.id, now, actor, 'create', changes));
     await this.adopt(sale);
     this.signals.saleChanged(sale.id);
     return sale;
@@ -157,23 +169,149 @@ export class SaleService {
    * In turn with the reloads: a reload that read the database before this change (say, on the
    * signal of the sale's creation) would otherwise land after it and undo `paused` here.
    */
-  setPaused(saleId: string, paused: boolean): Promise<Sale> {
-    return this.inTurn(saleId, () => this.applyPaused(saleId, paused));
+  setPaused(saleId: string, paused: boolean, actor = SYSTEM_ACTOR): Promise<Sale> {
+    return this.inTurn(saleId, () => this.applyPaused(saleId, paused, actor));
   }
 
-  private async applyPaused(saleId: string, paused: boolean): Promise<Sale> {
+  private async applyPaused(saleId: string, paused: boolean, actor: string): Promise<Sale> {
     const sale = this.sales.get(saleId);
     if (!sale) throw new SeckillError('not_found', 'No such sale.');
-    await this.repo.setPaused(saleId, paused);
+    const was = (await this.repo.getSale(saleId))?.paused ?? sale.paused;
+    // Unchanged: written again all the same (repairs a stray flag), but not recorded as a change.
+    const audit = was === paused ? undefined : auditEntry(saleId, Date.now(), actor, paused ? 'pause' : 'resume', { paused: [was, paused] });
+    // The engine first (unreachable: 503 busy, nothing changed), then the database with the audit
+    // entry in one transaction; should that fail, the engine's half is undone.
+    await this.engine.setPaused(saleId, paused);
     try {
-      await this.engine.setPaused(saleId, paused);
+      await this.repo.updateSale(saleId, { paused }, audit);
     } catch (err) {
-      // The engine is unreachable (503 busy): undo the database's half, so that nothing changed.
-      await this.repo.setPaused(saleId, sale.paused).catch(() => undefined);
+      await this.engine.setPaused(saleId, was).catch(() => undefined);
       throw err;
     }
     sale.paused = paused;
     this.signals.saleChanged(saleId);
     return sale;
   }
+
+  /**
+   * Correct a sale. Before it opens, any field; from then on only name, description and end time
+   * (`sale_open` otherwise). A value equal to the current one is no change; no change at all
+   * returns the sale as it is and records nothing. An archived sale changes no more.
+   */
+  correct(saleId: string, input: SaleCorrection, actor = SYSTEM_ACTOR, now = Date.now()): Promise<Sale> {
+    return this.inTurn(saleId, async () => {
+      const current = await this.current(saleId);
+      if (current.archivedAt) throw new SeckillError('invalid_state', 'The sale is archived: it can no longer change.');
+      const fields: SaleFields = {};
+      for (const f of CORRECTABLE) {
+        const v = input[f];
+        if (v !== undefined && v !== current[f]) Object.assign(fields, { [f]: v });
+      }
+      const changed = Object.keys(fields) as SaleField[];
+      if (changed.length === 0) return current;
+      if (hasOpened(current, now) && changed.some((f) => !OPEN_SALE_FIELDS.has(f))) throw new SeckillError('sale_open');
+      const next: Sale = { ...current, ...fields };
+      if (next.endsAt !== null && 'endsAt' in fields && next.endsAt < now) {
+        throw new SeckillError('bad_request', 'endsAt cannot be in the past (to end the sale now, use POST /api/admin/sales/:saleId/end).');
+      }
+      if ('startsAt' in fields || 'endsAt' in fields) checkWindow(next.startsAt, next.endsAt);
+      checkText(next.name, next.description);
+      return this.apply(current, fields, auditEntry(saleId, now, actor, 'correct', diff(current, fields)));
+    });
+  }
+
+  /** End the sale now (its end time becomes now); a sale already over is left as it is. */
+  end(saleId: string, actor = SYSTEM_ACTOR, now = Date.now()): Promise<Sale> {
+    return this.inTurn(saleId, async () => {
+      const current = await this.current(saleId);
+      if (hasEnded(current, now)) return current;
+      const fields: SaleFields = { endsAt: now };
+      return this.apply(current, fields, auditEntry(saleId, now, actor, 'end', diff(current, fields)));
+    });
+  }
+
+  /**
+   * Archive an ended sale, or one that never opened (which ends it too): off the public list for
+   * good; its page still answers (ended) and its orders stay. An open sale: `sale_open`.
+   */
+  archive(saleId: string, actor = SYSTEM_ACTOR, now = Date.now()): Promise<Sale> {
+    return this.inTurn(saleId, async () => {
+      const current = await this.current(saleId);
+      if (current.archivedAt) return current;
+      const ended = hasEnded(current, now);
+      if (!ended && hasOpened(current, now)) {
+        throw new SeckillError('sale_open', 'The sale is open: end it before archiving it.');
+      }
+      const fields: SaleFields = ended ? { archivedAt: now } : { endsAt: now, archivedAt: now };
+      return this.apply(current, fields, auditEntry(saleId, now, actor, 'archive', diff(current, fields)));
+    });
+  }
+
+  /** The recorded changes of a sale, oldest first. */
+  async history(saleId: string): Promise<SaleAuditEntry[]> {
+    return this.repo.auditOf(saleId);
+  }
+
+  /** The recorded changes of the service-wide switches, newest first. */
+  async switchesHistory(): Promise<SaleAuditEntry[]> {
+    return this.repo.auditOf(null);
+  }
+
+  /** Record a change of the operators' switches (they live outside the database: recorded after the fact). */
+  async recordSwitches(actor: string, changes: SaleAuditEntry['changes'], now = Date.now()): Promise<void> {
+    if (Object.keys(changes).length === 0) return;
+    await this.repo.appendAudit(auditEntry(null, now, actor, 'switches', changes));
+  }
+
+  /** The sale as the database has it now (another process may have changed it), known here too. */
+  private async current(saleId: string): Promise<Sale> {
+    const known = this.sales.get(saleId);
+    const stored = await this.repo.getSale(saleId);
+    if (!stored) throw new SeckillError('not_found', 'No such sale.');
+    if (known) Object.assign(known, stored);
+    return known ?? stored;
+  }
+
+  /**
+   * The engine first (distributed: one atomic step on Redis, refused once an order exists), then
+   * the database with the audit entry in one transaction; the engine is put back if that fails,
+   * so that nothing changed. Then this process's copy, and the other processes by signal.
+   */
+  private async apply(current: Sale, fields: SaleFields, audit: SaleAuditEntry): Promise<Sale> {
+    const before = { ...current };
+    const next: Sale = { ...current, ...fields };
+    if (!this.sales.has(current.id)) await this.adopt(current);
+    await this.engine.correct(before, next);
+    try {
+      await this.repo.updateSale(current.id, fields, audit);
+    } catch (err) {
+      await this.engine.correct(next, before).catch(() => undefined);
+      throw err;
+    }
+    const sale = this.sales.get(current.id) ?? current;
+    Object.assign(sale, fields);
+    this.signals.saleChanged(sale.id);
+    return sale;
+  }
+}
+
+function checkWindow(startsAt: number, endsAt: number | null): void {
+  if (endsAt !== null && endsAt <= startsAt) throw new SeckillError('bad_request', 'endsAt must be after startsAt.');
+}
+
+function checkText(name: string, description: string | undefined): void {
+  if (!isStorableLine(name) || (description !== undefined && !isStorableText(description))) {
+    throw new SeckillError('bad_request', 'name and description must be text a store can keep (no control characters, no unpaired surrogates).');
+  }
+}
+
+/** {field: [old, new]} of the fields given. */
+function diff(current: Sale, fields: SaleFields): SaleAuditEntry['changes'] {
+  const out: SaleAuditEntry['changes'] = {};
+  for (const f of Object.keys(fields) as SaleField[]) out[f] = [current[f] ?? null, fields[f] ?? null];
+  return out;
+}
+
+function auditEntry(saleId: string | null, at: number, actor: string, action: SaleAuditAction, changes: SaleAuditEntry['changes']): SaleAuditEntry {
+  return { id: uuidv7(), saleId, at, actor, action, changes };
 }

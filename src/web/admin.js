@@ -2,7 +2,8 @@
 // charts by uPlot (the global `uPlot`, loaded by its own script first).
 // The admin key lives in sessionStorage only: it is gone when the tab closes.
 import {
-  ApiError, adminSales, asApiError, createSale, liveFigures, pauseSale, saleOrders, saleOrdersCsv,
+  ApiError, adminSales, asApiError, correctSale, createSale, endOrArchiveSale, liveFigures, pauseSale, saleAudit, saleOrders,
+  saleOrdersCsv,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_SHORT, byId, pad, price, setPill } from './ui.js';
@@ -11,6 +12,8 @@ import { SALE_STATUS_SHORT, byId, pad, price, setPill } from './ui.js';
 /** @typedef {import('./api.js').CreateSale} CreateSale */
 /** @typedef {import('./api.js').LiveFigures} LiveFigures */
 /** @typedef {import('./api.js').OrderView} OrderView */
+/** @typedef {import('./api.js').CorrectSale} CorrectSale */
+/** @typedef {import('./api.js').AuditEntry} AuditEntry */
 
 const KEY_STORE = 'seckill.adminKey';
 const WINDOW_S = 300; // the charts' span: the last five minutes
@@ -38,6 +41,11 @@ const el = {
   oStatus: byId('o-status', HTMLSelectElement), oRefresh: byId('o-refresh', HTMLButtonElement),
   oPrev: byId('o-prev', HTMLButtonElement), oNext: byId('o-next', HTMLButtonElement), oPage: byId('o-page', HTMLSpanElement),
   oEmpty: byId('o-empty', HTMLParagraphElement), oBody: byId('o-body', HTMLTableSectionElement), csv: byId('csv', HTMLAnchorElement),
+  showArchived: byId('show-archived', HTMLInputElement),
+  correct: byId('correct', HTMLButtonElement), end: byId('end', HTMLButtonElement), archive: byId('archive', HTMLButtonElement),
+  actionError: byId('action-error', HTMLParagraphElement),
+  correctSlot: byId('correct-slot', HTMLDivElement), correctTemplate: byId('correct-template', HTMLTemplateElement),
+  hList: byId('h-list', HTMLOListElement), hEmpty: byId('h-empty', HTMLParagraphElement),
 };
 
 let key = sessionStorage.getItem(KEY_STORE);
@@ -48,6 +56,8 @@ let selected = null;
 let salesTimer = 0;
 let liveTimer = 0;
 let liveGen = 0; // bumps on every selection, so a late answer for another sale is dropped
+/** @type {AdminSale | null} the sale as the head shows it */
+let shown = null;
 
 // ---------------------------------------------------------------- helpers
 /**
@@ -159,7 +169,7 @@ async function enter() {
   clock.sync().catch(() => {});
   await loadSales();
   const fromHash = /^#sale=([\w-]+)$/.exec(location.hash)?.[1];
-  const first = sales.find((s) => s.id === fromHash) || sales.find((s) => s.status === 'live') || sales.find((s) => s.status === 'upcoming') || sales[sales.length - 1];
+  const first = sales.find((s) => s.id === fromHash) || sales.find((s) => s.status === 'live' && !s.archivedAt) || sales.find((s) => s.status === 'live') || sales.find((s) => s.status === 'upcoming') || sales[sales.length - 1];
   if (first) select(first.id, false);
 }
 
@@ -177,12 +187,14 @@ async function loadSales() {
 
 let salesShown = '';
 function renderSales() {
-  const sig = JSON.stringify(sales.map((s) => [s.id, s.name, s.status, s.stock])) + selected;
+  // Archived sales only on request (the one shown stays listed).
+  const list = sales.filter((s) => !s.archivedAt || el.showArchived.checked || s.id === selected);
+  const sig = JSON.stringify(list.map((s) => [s.id, s.name, s.status, s.stock, s.archivedAt])) + selected;
   if (sig === salesShown) return; // keep the focus where it is when nothing changed
   salesShown = sig;
-  el.noSales.hidden = sales.length > 0;
-  el.saleList.replaceChildren(...sales.map((s) => {
-    const p = pill(s.status);
+  el.noSales.hidden = list.length > 0;
+  el.saleList.replaceChildren(...list.map((s) => {
+    const p = pill(s.status, s.archivedAt ? 'Archived' : undefined);
     const b = h('button', { type: 'button' },
       h('span', { className: 'line' }, h('span', { className: 'name', textContent: s.name }), p),
       h('span', { className: 'meta', textContent: `${num(s.stock)} units · ${dateTime(s.startsAt)}` }));
@@ -226,9 +238,17 @@ el.createCancel.addEventListener('click', () => {
  * @param {number} s
  */
 function setStartsIn(s) {
-  const d = new Date(clock.now() + s * 1000);
-  field('starts').value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  field('starts').value = localInput(clock.now() + s * 1000);
   fieldError('starts', '');
+}
+
+/**
+ * A time as a datetime-local input shows it (local time, to the second).
+ * @param {number} t epoch ms
+ */
+function localInput(t) {
+  const d = new Date(t);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 for (const b of document.querySelectorAll('[data-starts-in]')) {
   if (b instanceof HTMLElement) b.addEventListener('click', () => setStartsIn(Number(b.dataset.startsIn)));
@@ -352,6 +372,9 @@ function select(id, focus) {
   if (s) renderHead(s);
   if (focus) el.dName.focus();
   orders.reset();
+  closeCorrect();
+  el.actionError.textContent = '';
+  loadHistory();
   clearTimeout(liveTimer);
   live(id, liveGen);
 }
@@ -367,8 +390,18 @@ function renderHead(s) {
     `payment window ${Math.round(s.paymentWindowSeconds / 60)} min`,
     `id ${s.id}`,
   ];
+  if (s.archivedAt) parts.unshift(`Archived ${dateTime(s.archivedAt)}`);
   el.dMeta.textContent = parts.join(' · ');
-  setPill(el.dStatus, s.status, SALE_STATUS_SHORT);
+  setPill(el.dStatus, s.status, SALE_STATUS_SHORT, s.archivedAt ? 'Archived' : undefined);
+  shown = s;
+  // What can still be done: an archived sale changes no more; only an ended sale or one that
+  // has not opened can be archived.
+  const ended = s.status === 'ended';
+  const opened = Date.parse(s.startsAt) <= clock.now();
+  el.correct.hidden = Boolean(s.archivedAt);
+  el.pause.hidden = Boolean(s.archivedAt);
+  el.end.hidden = ended || Boolean(s.archivedAt);
+  el.archive.hidden = Boolean(s.archivedAt) || (opened && !ended);
   el.pause.textContent = s.paused ? 'Resume sale' : 'Pause sale';
   el.pause.className = s.paused ? 'btn btn-primary' : 'btn btn-warn';
   el.pause.dataset.paused = String(s.paused);
@@ -386,6 +419,7 @@ el.pause.addEventListener('click', async () => {
     renderHead(s);
     announce(action === 'pause' ? 'Sale paused.' : 'Sale resumed.');
     loadSales();
+    loadHistory();
   } catch (caught) {
     const err = asApiError(caught);
     if (err.code !== 'unauthorized') announce(`Could not ${action}: ${err.message}`);
@@ -667,6 +701,195 @@ el.csv.addEventListener('click', async (e) => {
     if (err.code !== 'unauthorized') announce(`CSV export failed: ${err.message}`);
   }
 });
+
+// ---------------------------------------------------------------- correct, end, archive
+el.showArchived.addEventListener('change', () => renderSales());
+
+/** The correction form's controls, once it is open. */
+function correctForm() {
+  /** @param {string} id */
+  const input = (id) => {
+    const e = document.getElementById(id);
+    if (!(e instanceof HTMLInputElement || e instanceof HTMLTextAreaElement)) throw new Error(`The page has no field ${id}`);
+    return e;
+  };
+  return {
+    form: byId('correct-form', HTMLFormElement), note: byId('c-note', HTMLParagraphElement), error: byId('correct-error', HTMLParagraphElement),
+    name: input('c-name'), description: input('c-description'), price: input('c-price'), stock: input('c-stock'),
+    starts: input('c-starts'), ends: input('c-ends'), limit: input('c-limit'), window: input('c-window'),
+  };
+}
+/** @typedef {ReturnType<typeof correctForm>} CorrectForm */
+/** @typedef {Exclude<keyof CorrectForm, 'form' | 'note' | 'error'>} CorrectField */
+/** @type {Record<CorrectField, string>} the values the form opened with: only what differs is sent */
+let prefill = { name: '', description: '', price: '', stock: '', starts: '', ends: '', limit: '', window: '' };
+
+function closeCorrect() {
+  el.correctSlot.replaceChildren();
+  el.correct.setAttribute('aria-expanded', 'false');
+}
+
+function openCorrect() {
+  const s = shown;
+  if (!s) return;
+  el.correctSlot.replaceChildren(el.correctTemplate.content.cloneNode(true));
+  el.correct.setAttribute('aria-expanded', 'true');
+  const f = correctForm();
+  prefill = {
+    name: s.name, description: s.description, price: (s.priceCents / 100).toFixed(2), stock: String(s.stock),
+    starts: localInput(Date.parse(s.startsAt)), ends: s.endsAt ? localInput(Date.parse(s.endsAt)) : '',
+    limit: String(s.perUserLimit), window: String(Math.round(s.paymentWindowSeconds / 60)),
+  };
+  for (const k of /** @type {CorrectField[]} */ (Object.keys(prefill))) f[k].value = prefill[k];
+  // Once open, only name, description and end time may change (the server says so too: sale_open).
+  const opened = Date.parse(s.startsAt) <= clock.now();
+  for (const k of /** @type {const} */ (['price', 'stock', 'starts', 'limit', 'window'])) f[k].disabled = opened;
+  f.note.textContent = opened
+    ? 'The sale has opened: only its name, description and end time can change.'
+    : 'The sale has not opened yet: every field can change. Only what you change is sent.';
+  f.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void submitCorrect(s.id, f);
+  });
+  byId('correct-cancel', HTMLButtonElement).addEventListener('click', () => {
+    closeCorrect();
+    el.correct.focus();
+  });
+  f.name.focus();
+}
+
+/**
+ * Send the fields that differ from what the form opened with.
+ * @param {string} saleId
+ * @param {CorrectForm} f
+ */
+async function submitCorrect(saleId, f) {
+  /** @param {CorrectField} k */
+  const changed = (k) => !f[k].disabled && f[k].value.trim() !== prefill[k].trim();
+  /** @type {CorrectSale} */
+  const body = {};
+  f.error.textContent = '';
+  if (changed('name')) body.name = f.name.value.trim();
+  if (changed('description')) body.description = f.description.value;
+  if (changed('price')) {
+    if (!/^\d{1,10}(\.\d{1,2})?$/.test(f.price.value.trim())) return void (f.error.textContent = 'Enter a price such as 9.99 (at most two decimals).');
+    body.priceCents = Math.round(Number(f.price.value.trim()) * 100);
+  }
+  if (changed('stock')) body.stock = Number(f.stock.value);
+  if (changed('limit')) body.perUserLimit = Number(f.limit.value);
+  if (changed('window')) body.paymentWindowSeconds = Number(f.window.value) * 60;
+  if (changed('starts')) {
+    const t = new Date(f.starts.value);
+    if (Number.isNaN(t.getTime())) return void (f.error.textContent = 'Choose when the sale starts.');
+    body.startsAt = t.toISOString();
+  }
+  if (changed('ends')) {
+    const t = f.ends.value ? new Date(f.ends.value) : null;
+    if (t && Number.isNaN(t.getTime())) return void (f.error.textContent = 'Choose when the sale ends, or leave it empty for no end.');
+    body.endsAt = t ? t.toISOString() : null;
+  }
+  if (Object.keys(body).length === 0) return void (f.error.textContent = 'Nothing changed.');
+  try {
+    const s = await admin((k) => correctSale(k, saleId, body));
+    if (saleId !== selected) return;
+    renderHead(s);
+    closeCorrect();
+    announce('Sale corrected.');
+    el.correct.focus();
+    loadSales();
+    loadHistory();
+  } catch (caught) {
+    const err = asApiError(caught);
+    if (err.code !== 'unauthorized') f.error.textContent = `Not saved: ${err.message}`;
+  }
+}
+
+el.correct.addEventListener('click', () => (el.correctSlot.childElementCount ? closeCorrect() : openCorrect()));
+
+/**
+ * End now or archive, after the operator confirms.
+ * @param {'end' | 'archive'} action
+ */
+async function endOrArchive(action) {
+  const s = shown;
+  if (!s) return;
+  const question = action === 'end'
+    ? `End "${s.name}" now? Every buy is refused from now on; its orders stay payable.`
+    : `Archive "${s.name}"? It leaves the public list for good; its page and orders stay.`;
+  if (!confirm(question)) return;
+  el.actionError.textContent = '';
+  const b = action === 'end' ? el.end : el.archive;
+  b.disabled = true;
+  try {
+    const after = await admin((k) => endOrArchiveSale(k, s.id, action));
+    if (s.id !== selected) return;
+    renderHead(after);
+    closeCorrect();
+    announce(action === 'end' ? 'Sale ended.' : 'Sale archived.');
+    loadSales();
+    loadHistory();
+  } catch (caught) {
+    const err = asApiError(caught);
+    if (err.code !== 'unauthorized') el.actionError.textContent = `Could not ${action === 'end' ? 'end' : 'archive'} the sale: ${err.message}`;
+  } finally {
+    b.disabled = false;
+  }
+}
+el.end.addEventListener('click', () => void endOrArchive('end'));
+el.archive.addEventListener('click', () => void endOrArchive('archive'));
+
+// ---------------------------------------------------------------- history (the audit trail)
+/** @type {Record<string, string>} */
+const ACTION_TEXT = { create: 'Created', correct: 'Corrected', pause: 'Paused', resume: 'Resumed', end: 'Ended', archive: 'Archived' };
+/** @type {Record<string, string>} */
+const FIELD_TEXT = {
+  name: 'name', description: 'description', priceCents: 'price', stock: 'stock', startsAt: 'start', endsAt: 'end',
+  perUserLimit: 'limit per person', paymentWindowSeconds: 'payment window', paused: 'paused', archivedAt: 'archived',
+  restockOnRefund: 'restock on refund',
+};
+
+/**
+ * A recorded value as an operator reads it.
+ * @param {string} field
+ * @param {unknown} v
+ */
+function shownValue(field, v) {
+  if (v === null || v === undefined) return field === 'endsAt' ? 'no end' : '—';
+  if (typeof v === 'number' && (field === 'startsAt' || field === 'endsAt' || field === 'archivedAt')) return dateTime(new Date(v).toISOString());
+  if (typeof v === 'number' && field === 'priceCents') return price(v);
+  if (typeof v === 'number' && field === 'paymentWindowSeconds') return `${Math.round(v / 60)} min`;
+  if (typeof v === 'string') return v.length > 60 ? `“${v.slice(0, 57)}…”` : `“${v}”`;
+  return String(v);
+}
+
+/** @param {AuditEntry} e */
+function historyItem(e) {
+  // A creation lists what the sale was created with (empty text and unset values left out).
+  const given = Object.entries(e.changes).filter(([, [, after]]) => e.action !== 'create' || (after !== null && after !== ''));
+  const changes = given.map(([f, [before, after]]) =>
+    e.action === 'create' ? `${FIELD_TEXT[f] ?? f} ${shownValue(f, after)}` : `${FIELD_TEXT[f] ?? f}: ${shownValue(f, before)} → ${shownValue(f, after)}`);
+  return h('li', {},
+    h('span', { className: 'line' },
+      h('strong', { textContent: ACTION_TEXT[e.action] ?? e.action }),
+      h('span', { className: 'muted', textContent: ` · ${e.at ? dateTime(e.at) : '—'} · by ` }),
+      h('code', { textContent: e.actor })),
+    changes.length ? h('span', { className: 'meta', textContent: changes.join(' · ') }) : null);
+}
+
+async function loadHistory() {
+  const saleId = selected;
+  if (saleId === null) return;
+  try {
+    const { entries } = await admin((k) => saleAudit(k, saleId));
+    if (saleId !== selected) return;
+    el.hEmpty.hidden = entries.length > 0;
+    // Newest first: the change just made is on top.
+    el.hList.replaceChildren(...entries.slice().reverse().map(historyItem));
+  } catch (caught) {
+    const err = asApiError(caught);
+    if (err.code !== 'unauthorized') announce(`History: ${err.message}`);
+  }
+}
 
 // ---------------------------------------------------------------- start
 if (key) enter();

@@ -18,6 +18,8 @@
 /** @typedef {Present<ReturnType<typeof import('../domain/order.js').orderJson>, 'createdAt' | 'expiresAt'>} OrderView */
 /** What a buy answers (202): the reservation. @typedef {Pick<OrderView, 'orderId' | 'status' | 'quantity' | 'expiresAt'>} Reservation */
 /** @typedef {import('typebox').Static<typeof import('../http/schemas.js').CreateSaleBody>} CreateSale */
+/** @typedef {import('typebox').Static<typeof import('../http/schemas.js').CorrectSaleBody>} CorrectSale */
+/** One recorded change of a sale (or of the switches). @typedef {ReturnType<typeof import('../domain/sale.js').auditJson>} AuditEntry */
 
 /**
  * The dashboard's live figures (src/http/routes/page-api.ts). Written out here: the series type
@@ -215,6 +217,35 @@ export const createSale = (key, sale) => json('POST', '/api/admin/sales', { toke
  */
 export const pauseSale = (key, saleId, action) =>
   json('POST', `/api/admin/sales/${enc(saleId)}/${action}`, { token: key, accept: JSON_TYPE, body: {} });
+
+/**
+ * Correct a sale (only the fields that change): before it opens any of them, then name,
+ * description and end time only (`sale_open` otherwise).
+ * @param {string} key
+ * @param {string} saleId
+ * @param {CorrectSale} fields
+ * @returns {Promise<AdminSale>}
+ */
+export const correctSale = (key, saleId, fields) =>
+  json('PATCH', `/api/admin/sales/${enc(saleId)}`, { token: key, accept: JSON_TYPE, body: fields });
+
+/**
+ * End the sale now, or archive it (an ended sale, or one that never opened).
+ * @param {string} key
+ * @param {string} saleId
+ * @param {'end' | 'archive'} action
+ * @returns {Promise<AdminSale>}
+ */
+export const endOrArchiveSale = (key, saleId, action) =>
+  json('POST', `/api/admin/sales/${enc(saleId)}/${action}`, { token: key, accept: JSON_TYPE, body: {} });
+
+/**
+ * Every recorded change of a sale, oldest first.
+ * @param {string} key
+ * @param {string} saleId
+ * @returns {Promise<{ entries: AuditEntry[] }>}
+ */
+export const saleAudit = (key, saleId) => json('GET', `/api/admin/sales/${enc(saleId)}/audit`, { token: key, accept: JSON_TYPE });
 
 /**
  * @param {string} key

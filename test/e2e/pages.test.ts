@@ -326,6 +326,36 @@ describe('pages in a real browser', { skip: missing ?? distributed ?? false }, (
     await page.close();
   });
 
+  test('dashboard: correct a sale before it opens, end it, archive it; its history shows each change', async () => {
+    const sale = await t.createSale({ stock: 10, startsIn: 3600_000 });
+    const page = await open(`/admin#sale=${sale.id}`, DESKTOP, async (p) => {
+      await p.addInitScript((k) => sessionStorage.setItem('seckill.adminKey', k), ADMIN_KEY);
+    });
+    await page.locator('#d-name', { hasText: /^Test sale$/ }).waitFor();
+    await page.getByRole('button', { name: 'Correct sale' }).click();
+    const form = page.locator('#correct-form');
+    await form.getByLabel('Name').fill('Test sale, corrected');
+    await form.getByLabel('Stock (units)').fill('25');
+    await form.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('#d-name', { hasText: 'Test sale, corrected' }).waitFor();
+    assert.equal(await page.locator('#correct-form').count(), 0, 'the form closes once saved');
+    assert.equal((await t.admin('GET', `/api/admin/sales/${sale.id}`)).body.sale.stock, 25);
+    await page.locator('#h-list li').first().filter({ hasText: 'Corrected' }).filter({ hasText: 'stock: 10 → 25' }).waitFor();
+
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'End sale now' }).click();
+    await page.locator('#d-status', { hasText: 'Ended' }).waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Archive sale' }).click();
+    await page.locator('#d-status', { hasText: 'Archived' }).waitFor();
+    await page.locator('#h-list li').first().filter({ hasText: 'Archived' }).waitFor();
+    assert.deepEqual(await page.locator('#h-list li strong').allTextContents(), ['Archived', 'Ended', 'Corrected', 'Created']);
+    assert.ok(!(await t.call('GET', '/api/sales')).body.sales.some((x: { id: string }) => x.id === sale.id), 'off the public list');
+    assert.ok(await page.getByRole('button', { name: 'Correct sale' }).isHidden(), 'an archived sale cannot be corrected');
+    await shot(page, 'dashboard-history.png');
+    await page.close();
+  });
+
   test('weights, caching, and what a cached page view costs the server', async () => {
     const sale = await t.createSale({ stock: 10, startsIn: 60_000 });
     /** Requests served so far, by route (from /metrics). */

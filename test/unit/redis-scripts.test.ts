@@ -25,6 +25,7 @@ const TYPED: Record<SeckillCommand, true> = {
   seckillReserveOutcome: true,
   seckillTrimStream: true,
   seckillPruneOrder: true,
+  seckillUpdateSale: true,
 };
 
 test('every Lua file is named name-N.lua, and N is the highest KEYS index it uses', () => {

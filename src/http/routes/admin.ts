@@ -2,10 +2,10 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { SeckillError } from '../../domain/errors.js';
 import { orderJson, type Order } from '../../domain/order.js';
-import { saleAdmin, type Sale } from '../../domain/sale.js';
+import { auditJson, saleAdmin, type Sale } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
 import type { Services } from '../../wiring/services.js';
-import { CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdParams, SwitchesBody } from '../schemas.js';
+import { CorrectSaleBody, CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdParams, SwitchesBody } from '../schemas.js';
 
 const CSV_COLUMNS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt', 'paymentRef', 'refundedAt', 'refundReason'] as const;
 
@@ -32,11 +32,15 @@ export type AdminDeps = Pick<Services, 'auth' | 'sales' | 'orders' | 'switches' 
 
 export function adminRoutes(s: AdminDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
+    /** The key each request came with (its non-secret id), for the audit trail. */
+    const keyIds = new WeakMap<object, string>();
     app.addHook('onRequest', async (req) => {
       // The shop's payment service (a payments key) may read a sale's orders; everything else here is admin only.
       const scope = req.routeOptions.url === PAYMENTS_READABLE ? 'payments' : 'admin';
-      s.auth.requireScope(Auth.bearer(req.headers.authorization), scope);
+      keyIds.set(req, s.auth.requireScope(Auth.bearer(req.headers.authorization), scope).id);
     });
+    const actor = (req: object) => keyIds.get(req) ?? 'admin';
+    const time = (t: string | null | undefined) => (t === undefined ? undefined : t === null ? null : Date.parse(t));
 
     const view = (sale: Sale) => saleAdmin(sale, Date.now(), s.sales.available(sale.id));
     const find = async (saleId: string) => {
@@ -51,7 +55,7 @@ export function adminRoutes(s: AdminDeps): FastifyPluginAsyncTypebox {
         ...b,
         startsAt: Date.parse(b.startsAt),
         endsAt: b.endsAt === undefined ? null : Date.parse(b.endsAt),
-      });
+      }, Date.now(), actor(req));
       req.log.info({ saleId: sale.id, stock: sale.stock }, 'sale created');
       reply.code(201);
       return view(sale);
@@ -59,7 +63,17 @@ export function adminRoutes(s: AdminDeps): FastifyPluginAsyncTypebox {
 
     // Operators' switches: refuse every buy (503 busy), degraded mode (order status by polling only).
     app.get('/api/admin/switches', async () => s.switches.values());
-    app.post('/api/admin/switches', { schema: { body: SwitchesBody } }, async (req) => s.setSwitches(req.body));
+    app.post('/api/admin/switches', { schema: { body: SwitchesBody } }, async (req) => {
+      const before = s.switches.values();
+      const after = await s.setSwitches(req.body);
+      const changes: Record<string, [unknown, unknown]> = {};
+      for (const k of Object.keys(after) as (keyof typeof after)[]) if (before[k] !== after[k]) changes[k] = [before[k], after[k]];
+      // The switches live outside the database: their record is written after the fact, and a
+      // database that cannot take it does not undo a switch an operator needed.
+      await s.sales.recordSwitches(actor(req), changes).catch((err: unknown) => req.log.error({ err, changes }, 'switch change not recorded in the audit trail'));
+      return after;
+    });
+    app.get('/api/admin/switches/audit', async () => ({ entries: (await s.sales.switchesHistory()).map(auditJson) }));
 
     app.get('/api/admin/sales', async () => ({ sales: s.sales.all().map(view) }));
 
@@ -88,11 +102,36 @@ export function adminRoutes(s: AdminDeps): FastifyPluginAsyncTypebox {
     for (const action of ['pause', 'resume'] as const) {
       app.post(`/api/admin/sales/:saleId/${action}`, { schema: { params: SaleIdParams, body: EmptyBody } }, async (req) => {
         (await find(req.params.saleId));
-        const sale = await s.sales.setPaused(req.params.saleId, action === 'pause');
+        const sale = await s.sales.setPaused(req.params.saleId, action === 'pause', actor(req));
         req.log.info({ saleId: sale.id, action }, 'sale paused state changed');
         return view(sale);
       });
     }
+
+    // Correct a sale: before it opens any field, afterwards name, description and end time only.
+    app.patch('/api/admin/sales/:saleId', { schema: { params: SaleIdParams, body: CorrectSaleBody } }, async (req) => {
+      const b = req.body;
+      const sale = await s.sales.correct(req.params.saleId, { ...b, startsAt: time(b.startsAt) ?? undefined, endsAt: time(b.endsAt) }, actor(req));
+      req.log.info({ saleId: sale.id, fields: Object.keys(b) }, 'sale corrected');
+      return view(sale);
+    });
+
+    app.post('/api/admin/sales/:saleId/end', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req) => {
+      const sale = await s.sales.end(req.params.saleId, actor(req));
+      req.log.info({ saleId: sale.id }, 'sale ended');
+      return view(sale);
+    });
+
+    app.post('/api/admin/sales/:saleId/archive', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req) => {
+      const sale = await s.sales.archive(req.params.saleId, actor(req));
+      req.log.info({ saleId: sale.id }, 'sale archived');
+      return view(sale);
+    });
+
+    app.get('/api/admin/sales/:saleId/audit', { schema: { params: SaleIdParams } }, async (req) => {
+      const sale = await find(req.params.saleId);
+      return { entries: (await s.sales.history(sale.id)).map(auditJson) };
+    });
 
     app.get('/api/admin/sales/:saleId/orders', { schema: { params: SaleIdParams, querystring: ListOrdersQuery } }, async (req, reply) => {
       const sale = (await find(req.params.saleId));

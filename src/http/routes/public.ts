@@ -23,7 +23,7 @@ export function publicRoutes(s: PublicDeps): FastifyPluginAsyncTypebox {
       reply.header('cache-control', 'public, max-age=1');
       const sales = s.sales
         .all()
-        .filter((sale) => sale.endsAt === null || sale.endsAt > now)
+        .filter((sale) => !sale.archivedAt && (sale.endsAt === null || sale.endsAt > now))
         .map((sale) => salePublic(sale, now, left(sale.id)));
       return { sales };
     });

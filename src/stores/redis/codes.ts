@@ -22,6 +22,7 @@ export const LuaCode = {
   'lock-release': { released: 1, notOurs: 0 },
   'prune-order': { removed: 1, kept: 0 },
   'trim-stream': { nothingToTrim: 0, noGroup: -1 },
+  'update-sale': { updated: 1, notLoaded: -1, hasOrders: -2 },
 } as const;
 
 type CodeOf<S extends keyof typeof LuaCode> = (typeof LuaCode)[S][keyof (typeof LuaCode)[S]];

@@ -22,6 +22,7 @@ declare module 'ioredis' {
     seckillReserveOutcome(orders: string, sale: string, holdings: string, orderId: string, userId: string): Result<Reply, Context>;
     seckillTrimStream(stream: string, group: string): Result<number, Context>;
     seckillPruneOrder(orders: string, index: string, orderId: string, json: string): Result<number, Context>;
+    seckillUpdateSale(sale: string, holdings: string, orders: string, endsAt: number, fixedToo: 0 | 1, stock: number, limit: number, startsAt: number, price: number, window: number): Result<number, Context>;
   }
 }
 
