@@ -138,6 +138,7 @@ describe('the sale page as the shop\'s page', { skip: missing ?? distributed ?? 
     await list.locator('#sales li', { hasText: 'Keyboard K2' }).first().waitFor();
     assert.match(String(await list.locator('#sales li .meta').first().textContent()), /^49,00\s€ ·/u);
     assert.equal(await list.locator('#brand').textContent(), NAME);
+    assert.equal(await list.title(), `Flash sales · ${NAME}`);
     await Promise.all([page.close(), list.close()]);
   });
 

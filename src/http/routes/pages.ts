@@ -186,6 +186,7 @@ export function buildWebBundle(opts: { demo: boolean; web?: WebConfig }): WebBun
       // A property of the deployment, the same for everyone: not user- or time-specific.
       .replace(/\{\{demo\}\}/g, opts.demo ? 'on' : 'off')
       .replace(/\{\{brand\}\}/g, () => brandHtml(opts.web))
+      .replace(/\{\{shop-name\}\}/g, () => escapeHtml(shop?.name ?? 'seckill'))
       .replace('</head>', () => `${shopConfig}</head>`);
     return served(Buffer.from(html), TYPES['.html'], PAGE_CACHE, securityHeaders(opts.web, framable));
   };
