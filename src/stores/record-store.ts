@@ -66,8 +66,12 @@ export interface RecordStore extends SaleRecords, OrderRecords {
 
 /** A hold on the writers' side of the rebuild fence, on a connection of its own. */
 export interface WriterFenceHold {
-  /** Run `fn` (read a batch → commit → acknowledge) while no rebuild can read the orders. */
-  run<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Run `fn` (read a batch → commit → acknowledge) while no rebuild can read the orders. While
+   * `keepHeld()` is true afterwards (the writer still holds a batch it could not commit), the fence
+   * stays up until a later `run` ends without it.
+   */
+  run<T>(fn: () => Promise<T>, keepHeld?: () => boolean): Promise<T>;
   close(): Promise<void>;
 }
 

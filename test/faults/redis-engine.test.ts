@@ -27,7 +27,7 @@ import type { ReserveResult, StockEngine } from '../../src/engine/stock-engine.j
 import { ExpirySweeper } from '../../src/services/expiry-sweeper.js';
 import { OrderService } from '../../src/services/order-service.js';
 import { PgRecordStore } from '../../src/stores/postgres/pg-record-store.js';
-import type { RecordStore } from '../../src/stores/record-store.js';
+import type { RecordStore, SharedRecordStore } from '../../src/stores/record-store.js';
 import { StreamOrderWriter } from '../../src/stores/redis/stream-writer.js';
 import { createDatabase, skipUnlessServices } from '../support/cluster.js';
 import { RedisServer, killTracked, until } from '../support/distributed.js';
@@ -77,8 +77,8 @@ class World {
     return e;
   }
 
-  async writer(saleIds: () => string[], pauseBeforeCommitMs = 0): Promise<StreamOrderWriter> {
-    const w = new StreamOrderWriter(await this.connection({ commandTimeout: 5000 }), this.keys, this.repo, saleIds, {
+  async writer(saleIds: () => string[], pauseBeforeCommitMs = 0, repo: SharedRecordStore = this.repo): Promise<StreamOrderWriter> {
+    const w = new StreamOrderWriter(await this.connection({ commandTimeout: 5000 }), this.keys, repo, saleIds, {
       batch: 100, claimIdleMs: 5000, testPauseBeforeCommitMs: pauseBeforeCommitMs,
     }, log);
     w.start();
@@ -161,6 +161,52 @@ test('defect 2: Redis loses its data while a writer holds an uncommitted batch: 
       return r.length === 6 && r.some((o) => o.status === 'cancelled') && r;
     }, 15_000);
     assert.equal(held(final), 5, 'never more than the stock');
+  } finally {
+    await w.stop();
+  }
+});
+
+test('a batch whose commit fails after Redis lost its stream is written from the writer\'s memory before any rebuild reads the database', { timeout: 60_000 }, async (t) => {
+  if (await skip(t)) return;
+  const w = await new World().start();
+  try {
+    const sale = newSale(5, 1);
+    await w.repo.insertSale(sale);
+    const engine = await w.engine();
+    await engine.load(sale);
+    const orders: Order[] = [];
+    for (let i = 0; i < 3; i++) orders.push(await made(engine.reserve(sale, `u${i}`, 1, Date.now())));
+    // The writer's first commit hangs 1.5 s, then fails (a connection lost, say); later ones work.
+    let attempts = 0;
+    const flaky = new Proxy(w.repo, {
+      get(target, prop) {
+        if (prop === 'applyBatch') {
+          return async (...args: Parameters<SharedRecordStore['applyBatch']>) => {
+            if (attempts++ === 0) {
+              await sleep(1500);
+              throw new Error('Connection terminated unexpectedly');
+            }
+            return target.applyBatch(...args);
+          };
+        }
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    await w.writer(() => [sale.id], 0, flaky);
+    await until('the writer holding the batch', async () => attempts === 1, 10_000);
+    await w.admin.flushall(); // the stream, and the entries pending in it, are gone
+
+    // The rebuild waits for the writer, which writes the batch it still holds (old code: re-read
+    // from the stream, which is empty now: the three orders were lost and their stock sold again).
+    await made(engine.reserve(sale, 'late', 1, Date.now()));
+    const rows = await until('the held batch and the late order written', async () => {
+      const r = await w.rows(sale.id);
+      return r.length === 4 && r;
+    }, 15_000);
+    for (const o of orders) assert.ok(rows.some((r) => r.orderId === o.orderId), `order ${o.orderId} (answered reserved) has its row`);
+    assert.equal(await w.admin.hget(w.keys.sale(sale.id), 'available'), '1', 'the rebuild counted the held batch');
+    assert.ok(attempts >= 2);
   } finally {
     await w.stop();
   }

@@ -23,23 +23,35 @@ const REBUILD_LOCK_TIMEOUT_MS = 4000;
  */
 export class WriterFence {
   private client: pg.Client | null = null;
+  /** The shared lock is held on `client` (kept between runs while a batch is held). */
+  private holding = false;
 
   constructor(private readonly options: pg.ClientConfig) {}
 
-  /** Run `fn` (read a batch from Redis → commit → acknowledge) under the shared lock. */
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` (read a batch from Redis → commit → acknowledge) under the shared lock. A batch whose
+   * commit failed exists only in the writer's memory if Redis lost its stream meanwhile: while
+   * `keepHeld()` says so, the lock is kept, so no rebuild reads PostgreSQL without that batch.
+   */
+  async run<T>(fn: () => Promise<T>, keepHeld: () => boolean = () => false): Promise<T> {
     const c = await this.connect();
-    try {
-      await c.query('SELECT pg_advisory_lock_shared($1)', [REBUILD_FENCE_KEY]);
-    } catch (err) {
-      this.drop();
-      throw err;
+    if (!this.holding) {
+      try {
+        await c.query('SELECT pg_advisory_lock_shared($1)', [REBUILD_FENCE_KEY]);
+        this.holding = true;
+      } catch (err) {
+        this.drop();
+        throw err;
+      }
     }
     try {
       return await fn();
     } finally {
-      // A failed unlock leaves the lock on a connection we then close: closing releases it.
-      await c.query('SELECT pg_advisory_unlock_shared($1)', [REBUILD_FENCE_KEY]).catch(() => this.drop());
+      if (!keepHeld() && this.holding) {
+        this.holding = false;
+        // A failed unlock leaves the lock on a connection we then close: closing releases it.
+        await c.query('SELECT pg_advisory_unlock_shared($1)', [REBUILD_FENCE_KEY]).catch(() => this.drop());
+      }
     }
   }
 
@@ -60,6 +72,7 @@ export class WriterFence {
   private drop(): void {
     const c = this.client;
     this.client = null;
+    this.holding = false; // the lock goes with the connection
     c?.end().catch(() => undefined);
   }
 

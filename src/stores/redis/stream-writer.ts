@@ -56,6 +56,8 @@ export class StreamOrderWriter {
   backlog = 0;
   lastError: Error | null = null;
   private fence: WriterFenceHold | null = null;
+  /** A batch read but not yet written (its commit failed): retried before anything new is read. */
+  private held: StreamReply | null = null;
   /** Entries in the deployment's quarantine (all writers), refreshed with the backlog. */
   quarantined = 0;
   /** Entries this writer quarantined since it started. */
@@ -85,15 +87,23 @@ export class StreamOrderWriter {
           await sleep(100);
           continue;
         }
-        // Read → commit → acknowledge inside the rebuild fence (rebuild-fence.ts).
+        // Read → commit → acknowledge inside the rebuild fence (rebuild-fence.ts). A batch that
+        // failed to commit is retried from memory, not read again: if Redis lost its streams in
+        // between, this copy is the only one left; the fence stays up until it is written.
         const fence = (this.fence ??= this.repo.writerFence());
         const got = await fence.run(async () => {
-          const reply = (await this.redis.xreadgroup(
-            'GROUP', this.keys.writerGroup, this.consumer, 'COUNT', this.opts.batch, 'BLOCK', 100,
-            'STREAMS', ...streams, ...streams.map(() => (recovering ? '0' : '>')),
-          )) as StreamReply | null;
-          return reply ? this.apply(reply) : 0;
-        });
+          const reply =
+            this.held ??
+            ((await this.redis.xreadgroup(
+              'GROUP', this.keys.writerGroup, this.consumer, 'COUNT', this.opts.batch, 'BLOCK', 100,
+              'STREAMS', ...streams, ...streams.map(() => (recovering ? '0' : '>')),
+            )) as StreamReply | null);
+          if (!reply) return 0;
+          this.held = reply;
+          const n = await this.apply(reply);
+          this.held = null;
+          return n;
+        }, () => this.held !== null);
         if (recovering && got === 0) recovering = false;
         const now = Date.now();
         if (now - this.lastClaim > Math.min(1000, this.opts.claimIdleMs)) {
