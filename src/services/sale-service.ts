@@ -41,8 +41,8 @@ const OPEN_SALE_FIELDS: ReadonlySet<SaleField> = new Set(['name', 'description',
 /** The order of the fields in a correction's audit entry. */
 const CORRECTABLE: readonly (keyof SaleCorrection)[] = ['name', 'description', 'priceCents', 'stock', 'startsAt', 'endsAt', 'perUserLimit', 'paymentWindowSeconds'];
 
-/** Who changed a sale when nobody said (the CLI, the demo sale). */
-export const SYSTEM_ACTOR = 'admin';
+/** Who changed a sale when no key did: the service itself (the demo sale it creates at start). */
+export const SYSTEM_ACTOR = 'seckill';
 
 /**
  * The sales, held in memory (they are few and read on every request), written through to the
