@@ -8,6 +8,11 @@
 // primary that serves HTTP itself (ours does not), and it fails the whole scrape when one worker
 // is slow. Here a worker that has not answered within `timeoutMs` is left out, and the scrape
 // says so (seckill_workers_missing) instead of hanging.
+//
+// Counters must not go back, or Prometheus takes the drop for a restart and counts everything
+// again. A worker that misses a scrape is stood in for by its counters as last seen, and a worker
+// that exits leaves its last-seen counters to the primary, which adds them to every later scrape
+// (its replacement starts from zero). Only the counts since a dead worker's last scrape are lost.
 import cluster, { type Worker } from 'node:cluster';
 import client from 'prom-client';
 
@@ -27,6 +32,13 @@ interface Collect { type: typeof COLLECT; id: number }
 interface Collected { type: typeof COLLECTED; id: number; metrics: RegistryJSON }
 interface Answer { type: typeof ANSWER; id: number; text?: string; error?: string }
 
+/** Metric types whose values only grow (a histogram's buckets, count and sum are counters too). */
+const MONOTONIC = new Set(['counter', 'histogram']);
+
+function monotonic(r: RegistryJSON): RegistryJSON {
+  return r.filter((m) => MONOTONIC.has(String(m.type)));
+}
+
 function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type && typeof (m as { id?: unknown }).id === 'number';
 }
@@ -41,10 +53,27 @@ export function serveClusterMetrics(warn: (text: string) => void, timeoutMs = CL
   let nextId = 0;
   /** Gathering id → takes one worker's registry. */
   const gathering = new Map<number, (workerId: number, metrics: RegistryJSON) => void>();
+  /** Each live worker's counters as last seen: its stand-in when it misses a scrape. */
+  const lastSeen = new Map<number, RegistryJSON>();
+  /** The counters of the workers that exited, added up. */
+  let retired: RegistryJSON = [];
 
   cluster.on('message', (worker: Worker, m: unknown) => {
-    if (isMessage<Ask>(m, ASK)) void answer(worker, m);
-    else if (isMessage<Collected>(m, COLLECTED)) gathering.get(m.id)?.(worker.id, m.metrics);
+    if (isMessage<Ask>(m, ASK)) {
+      lastSeen.set(worker.id, monotonic(m.metrics));
+      void answer(worker, m);
+    } else if (isMessage<Collected>(m, COLLECTED)) {
+      lastSeen.set(worker.id, monotonic(m.metrics));
+      gathering.get(m.id)?.(worker.id, m.metrics);
+    }
+  });
+  cluster.on('exit', (worker: Worker) => {
+    const last = lastSeen.get(worker.id);
+    lastSeen.delete(worker.id);
+    if (!last) return;
+    void client.AggregatorRegistry.aggregate([retired, last])
+      .getMetricsAsJSON()
+      .then((sum) => (retired = sum), () => undefined);
   });
 
   async function answer(asker: Worker, ask: Ask): Promise<void> {
@@ -77,16 +106,17 @@ export function serveClusterMetrics(warn: (text: string) => void, timeoutMs = CL
       settleIfDone();
     });
     gathering.delete(id);
+    const standIns = [...waiting].flatMap((workerId) => lastSeen.get(workerId) ?? []);
     let reply: Answer;
     try {
-      const registry = client.AggregatorRegistry.aggregate(got);
+      const registry = client.AggregatorRegistry.aggregate([...got, standIns, retired]);
       new client.Gauge({ name: 'seckill_workers', help: 'Worker processes (--workers) whose metrics this scrape adds up', registers: [registry] }).set(got.length);
       new client.Gauge({
         name: 'seckill_workers_missing',
         help: `Worker processes that did not answer this scrape within ${timeoutMs} ms: their counts are missing from it`,
         registers: [registry],
       }).set(waiting.size);
-      if (waiting.size > 0) warn(`seckill: /metrics: ${waiting.size} of ${others.length + 1} workers did not answer within ${timeoutMs} ms; the scrape shows the others' metrics`);
+      if (waiting.size > 0) warn(`seckill: /metrics: ${waiting.size} of ${others.length + 1} workers did not answer within ${timeoutMs} ms; the scrape shows their counters as last seen`);
       reply = { type: ANSWER, id: ask.id, text: await registry.metrics() };
     } catch (err) {
       reply = { type: ANSWER, id: ask.id, error: (err as Error).message };
