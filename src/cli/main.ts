@@ -197,16 +197,16 @@ program
   .action(async (saleId: string | undefined, o: { all?: boolean; repair?: boolean; drain: number }) => {
     if (!saleId === !o.all) throw new InvalidArgumentError('give either a sale id or --all');
     const config = await loadConfig();
-    const { modeOf } = await import('../wiring/services.js');
-    if (modeOf(config) !== 'distributed') throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
+    const { redisUrl, databaseUrl } = config;
+    if (!redisUrl || !databaseUrl) throw new Error('reconcile needs REDIS_URL and DATABASE_URL.');
     const [{ connectRedis, redisConnection }, { RedisKeys }, { PgRecordStore }, { reconcile }] = await Promise.all([
       import('../stores/redis/connection.js'),
       import('../stores/redis/keys.js'),
       import('../stores/postgres/pg-record-store.js'),
       import('../ops/reconcile.js'),
     ]);
-    const redis = redisConnection(config.redisUrl!, { commandTimeout: 10_000 });
-    const repo = new PgRecordStore(config.databaseUrl!, 2);
+    const redis = redisConnection(redisUrl, { commandTimeout: 10_000 });
+    const repo = new PgRecordStore(databaseUrl, 2);
     try {
       await connectRedis(redis);
       const keys = new RedisKeys(config.redisPrefix);
