@@ -113,7 +113,7 @@ export function serveClusterMetrics(warn: (text: string) => void, timeoutMs = CL
       new client.Gauge({ name: 'seckill_workers', help: 'Worker processes (--workers) whose metrics this scrape adds up', registers: [registry] }).set(got.length);
       new client.Gauge({
         name: 'seckill_workers_missing',
-        help: `Worker processes that did not answer this scrape within ${timeoutMs} ms: their counts are missing from it`,
+        help: `Worker processes that did not answer this scrape within ${timeoutMs} ms: their counters stand as last seen, their gauges are missing`,
         registers: [registry],
       }).set(waiting.size);
       if (waiting.size > 0) warn(`seckill: /metrics: ${waiting.size} of ${others.length + 1} workers did not answer within ${timeoutMs} ms; the scrape shows their counters as last seen`);
