@@ -798,6 +798,7 @@ async function submitCorrect(saleId, f) {
     el.correct.focus();
     loadSales();
     loadHistory();
+    liveNow();
   } catch (caught) {
     const err = asApiError(caught);
     if (err.code !== 'unauthorized') f.error.textContent = `Not saved: ${err.message}`;
@@ -828,6 +829,7 @@ async function endOrArchive(action) {
     announce(action === 'end' ? 'Sale ended.' : 'Sale archived.');
     loadSales();
     loadHistory();
+    liveNow();
   } catch (caught) {
     const err = asApiError(caught);
     if (err.code !== 'unauthorized') el.actionError.textContent = `Could not ${action === 'end' ? 'end' : 'archive'} the sale: ${err.message}`;
@@ -837,6 +839,14 @@ async function endOrArchive(action) {
 }
 el.end.addEventListener('click', () => void endOrArchive('end'));
 el.archive.addEventListener('click', () => void endOrArchive('archive'));
+
+/** The figures now rather than at the next second (a late answer of the running poll is dropped). */
+function liveNow() {
+  if (selected === null) return;
+  clearTimeout(liveTimer);
+  liveGen++;
+  live(selected, liveGen);
+}
 
 // ---------------------------------------------------------------- history (the audit trail)
 /** @type {Record<string, string>} */

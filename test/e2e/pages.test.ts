@@ -340,6 +340,8 @@ describe('pages in a real browser', { skip: missing ?? distributed ?? false }, (
     await page.locator('#d-name', { hasText: 'Test sale, corrected' }).waitFor();
     assert.equal(await page.locator('#correct-form').count(), 0, 'the form closes once saved');
     assert.equal((await t.admin('GET', `/api/admin/sales/${sale.id}`)).body.sale.stock, 25);
+    await page.locator('#k-stock', { hasText: /^25$/ }).waitFor();
+    await page.locator('#k-available', { hasText: /^25$/ }).waitFor();
     await page.locator('#h-list li').first().filter({ hasText: 'Corrected' }).filter({ hasText: 'stock: 10 → 25' }).waitFor();
 
     page.once('dialog', (d) => void d.accept());
