@@ -218,6 +218,10 @@ export class Backend {
     return outcome(() => this.at(i).orders.pay(orderId, ADMIN, paymentRef, now));
   }
 
+  refund(orderId: string, now: number, i = 0): Promise<Outcome<Order>> {
+    return outcome(() => this.at(i).orders.refund(orderId, ADMIN, null, now));
+  }
+
   cancel(orderId: string, now: number, i = 0): Promise<Outcome<Order>> {
     return outcome(() => this.at(i).orders.cancel(orderId, ADMIN, now));
   }

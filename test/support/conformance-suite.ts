@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { skipUnlessServices } from './cluster.js';
 import { Backend, usesPostgres, usesRedis, type Combo } from './backends.js';
-import { faultReport, runInterleavings, runModel, type FaultStat } from './sale-model.js';
+import { faultReport, runInterleavings, runModel, runRefundPath, type FaultStat } from './sale-model.js';
 
 const num = (name: string, dflt: number) => (process.env[name] ? Number(process.env[name]) : dflt);
 
@@ -40,9 +40,14 @@ export function conformanceSuite(combo: Combo, size: SuiteSize): void {
     process.stdout.write(`# ${combo} ${name}: ${JSON.stringify(r)} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   };
 
-  test(`${combo}: reserve, pay, cancel, expire, restart follow the model`, async (t) => {
+  test(`${combo}: reserve, pay, cancel, refund, expire, restart follow the model`, async (t) => {
     if (skip) return t.skip(String(skip));
     await timed('model', () => runModel(b!, { numRuns: runs(size.modelRuns), maxCommands: size.maxCommands, withFaults: false }, stats));
+  });
+
+  test(`${combo}: a refund keeps or returns the units per restockOnRefund, once, across a restart`, async (t) => {
+    if (skip) return t.skip(String(skip));
+    for (const restock of [false, true]) await timed(`refund path (restockOnRefund ${restock})`, () => runRefundPath(b!, restock));
   });
 
   test(`${combo}: concurrent reserves and transitions in scheduled orders form a legal history`, async (t) => {

@@ -34,7 +34,10 @@ const WINDOW_S = 600;
 
 // ---- the model -------------------------------------------------------------------------------
 
-export type MStatus = 'reserved' | 'paid' | 'expired' | 'cancelled';
+export type MStatus = 'reserved' | 'paid' | 'expired' | 'cancelled' | 'refunded';
+
+/** Pay, cancel or refund: the operations on an existing order. */
+export type OrderOp = 'pay' | 'cancel' | 'refund';
 
 export interface MOrder {
   id: string;
@@ -61,7 +64,14 @@ export class SaleModel {
   constructor(
     readonly stock: number,
     readonly limit: number,
+    /** The sale's restockOnRefund: a refund returns the units (else they stay sold and held). */
+    readonly restock = false,
   ) {}
+
+  /** Whether an order in this status holds its units (src/domain/order.ts `holds`). */
+  holds(status: MStatus): boolean {
+    return status === 'reserved' || status === 'paid' || (status === 'refunded' && !this.restock);
+  }
 
   now(): number {
     return Date.now() + this.offset;
@@ -69,13 +79,13 @@ export class SaleModel {
 
   held(): number {
     let n = 0;
-    for (const o of this.orders.values()) if (o.status === 'reserved' || o.status === 'paid') n += o.qty;
+    for (const o of this.orders.values()) if (this.holds(o.status)) n += o.qty;
     return n;
   }
 
   heldBy(user: string): number {
     let n = 0;
-    for (const o of this.orders.values()) if (o.user === user && (o.status === 'reserved' || o.status === 'paid')) n += o.qty;
+    for (const o of this.orders.values()) if (o.user === user && this.holds(o.status)) n += o.qty;
     return n;
   }
 
@@ -189,17 +199,30 @@ async function settled(applied: Promise<boolean>, what: string): Promise<boolean
   return v;
 }
 
-/** Pay or cancel: what the model expects, then the answer applied. */
-function applyTransition(m: SaleModel, kind: 'pay' | 'cancel', order: MOrder, now: number, ref: string, o: Outcome<Order>): void {
+/** Pay, cancel or refund: what the model expects, then the answer applied. */
+function applyTransition(m: SaleModel, kind: OrderOp, order: MOrder, now: number, ref: string, o: Outcome<Order>): void {
   const what = `${kind}(${order.id.slice(-6)}) of a ${order.status} order`;
   if (!o.ok && NOTHING_CHANGED.has(o.code)) return;
+  if (kind === 'refund') {
+    // Only a paid order is refunded, once; a refunded one is answered as it is.
+    if ((order.status === 'paid' || order.status === 'refunded') && o.ok && o.value.status === 'refunded') {
+      order.status = 'refunded';
+      return;
+    }
+    if (order.status !== 'paid' && order.status !== 'refunded' && !o.ok && o.code === 'invalid_state') return;
+    unexpected(what, o);
+  }
   if (order.status === 'reserved' && order.expiresAt <= now) {
-    // Past its window: the service expires it on the way.
-    if (!o.ok && o.code === 'expired') {
+    // Past its window: the service expires it on the way (a payment is then late).
+    if (!o.ok && o.code === (kind === 'pay' ? 'payment_late' : 'expired')) {
       order.status = 'expired';
       return;
     }
     unexpected(`${what} past its window`, o);
+  }
+  if (order.status === 'refunded') {
+    if (!o.ok && o.code === 'invalid_state') return;
+    unexpected(what, o);
   }
   if (kind === 'pay') {
     if (order.status === 'reserved') {
@@ -214,7 +237,7 @@ function applyTransition(m: SaleModel, kind: 'pay' | 'cancel', order: MOrder, no
       if (order.paymentRef === ref ? o.ok && o.value.status === 'paid' : !o.ok && o.code === 'invalid_state') return;
       unexpected(what, o);
     }
-    if (order.status === 'expired' && !o.ok && o.code === 'expired') return;
+    if (order.status === 'expired' && !o.ok && o.code === 'payment_late') return;
     if (order.status === 'cancelled' && !o.ok && o.code === 'invalid_state') return;
     unexpected(what, o);
   }
@@ -231,13 +254,15 @@ function applyTransition(m: SaleModel, kind: 'pay' | 'cancel', order: MOrder, no
   unexpected(what, o);
 }
 
-async function transitionStep(m: SaleModel, r: Real, kind: 'pay' | 'cancel', order: MOrder, ref: string, inst: number, now = m.now()): Promise<Outcome<Order>> {
+const DONE: Record<OrderOp, MStatus> = { pay: 'paid', cancel: 'cancelled', refund: 'refunded' };
+
+async function transitionStep(m: SaleModel, r: Real, kind: OrderOp, order: MOrder, ref: string, inst: number, now = m.now()): Promise<Outcome<Order>> {
   const before = order.status;
-  const o = kind === 'pay' ? await r.b.pay(order.id, ref, now, inst) : await r.b.cancel(order.id, now, inst);
+  const o = kind === 'pay' ? await r.b.pay(order.id, ref, now, inst) : kind === 'refund' ? await r.b.refund(order.id, now, inst) : await r.b.cancel(order.id, now, inst);
   const doubt = inDoubt(o);
   if (doubt) {
     const applied = await settled(doubt, `${kind}(${order.id})`);
-    if (applied) applyTransition(m, kind, order, now, ref, kind === 'pay' ? { ok: true, value: { status: 'paid' } as Order } : { ok: true, value: { status: 'cancelled' } as Order });
+    if (applied) applyTransition(m, kind, order, now, ref, { ok: true, value: { status: DONE[kind] } as Order });
     r.trace.push(`${kind}(${order.id.slice(-6)}: ${before}) @${inst} -> in doubt, then ${applied ? 'applied' : 'not applied'}`);
     return o;
   }
@@ -310,7 +335,8 @@ async function checkRows(m: SaleModel, r: Real): Promise<void> {
   const perUser = new Map<string, number>();
   let held = 0;
   for (const row of rows) {
-    if (row.status !== 'reserved' && row.status !== 'paid') continue;
+    // Refunded units stay held unless the sale restocks on refund: no oversell counting them.
+    if (!m.holds(row.status as MStatus)) continue;
     held += Number(row.quantity);
     perUser.set(row.user_id, (perUser.get(row.user_id) ?? 0) + Number(row.quantity));
   }
@@ -379,7 +405,7 @@ class Reserve extends Step {
 }
 
 class Transition extends Step {
-  constructor(readonly kind: 'pay' | 'cancel', readonly pick: number, readonly inst: number) {
+  constructor(readonly kind: OrderOp, readonly pick: number, readonly inst: number) {
     super();
   }
   async run(m: SaleModel, r: Real) {
@@ -491,7 +517,7 @@ class Fault extends Step {
     /** Under a fault a pay or cancel of an existing order, else a reserve. */
     const someOp = async (call?: (op: () => Promise<unknown>) => Promise<void>) => {
       const order = this.variant % 3 === 0 ? undefined : m.pick(this.pick);
-      const kind = this.variant % 3 === 1 ? 'pay' : 'cancel';
+      const kind: OrderOp = this.variant % 3 === 1 ? 'pay' : order?.status === 'paid' ? 'refund' : 'cancel';
       const op = order ? () => transitionStep(m, r, kind, order, `ref-f${this.pick}`, this.inst).then(seen) : () => reserve().then(() => undefined);
       if (call) await call(op);
       else await op();
@@ -630,7 +656,7 @@ export function commandArbs(combo: Combo, withFaults: boolean): Array<fc.Arbitra
   const arbs: Array<fc.Arbitrary<Cmd>> = [
     fc.tuple(user, qty, inst).map(([u, q, i]) => new Reserve(u, q, i)),
     fc.tuple(user, qty, inst).map(([u, q, i]) => new Reserve(u, q, i)),
-    fc.tuple(fc.constantFrom<'pay' | 'cancel'>('pay', 'cancel'), pick, inst).map(([k, p, i]) => new Transition(k, p, i)),
+    fc.tuple(fc.constantFrom<OrderOp>('pay', 'cancel', 'refund'), pick, inst).map(([k, p, i]) => new Transition(k, p, i)),
     inst.map((i) => new Expire(i)),
     fc.constant(new Restart()),
   ];
@@ -683,11 +709,12 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
     // Under faults a little more stock, so that the faults meet commits rather than sold out.
     opts.withFaults ? fc.integer({ min: 2, max: 8 }) : fc.integer({ min: 1, max: 4 }),
     fc.integer({ min: 1, max: 2 }),
+    fc.boolean(),
     fc.commands(commandArbs(b.combo, opts.withFaults), { maxCommands: opts.maxCommands, size: 'medium' }),
-    async (stock, limit, cmds) => {
+    async (stock, limit, restock, cmds) => {
       runs++;
-      const model = new SaleModel(stock, limit);
-      const sale = await b.createSale({ stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S }, model.now());
+      const model = new SaleModel(stock, limit, restock);
+      const sale = await b.createSale({ stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S, restockOnRefund: restock }, model.now());
       const real: Real = { b, saleId: sale.id, stats, trace: [], checks: 0 };
       try {
         await fc.asyncModelRun(() => ({ model, real }), cmds);
@@ -695,7 +722,7 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
       } catch (err) {
         // Leave the backend usable for the shrinker's next run.
         await b.ensureRunning().catch(() => undefined);
-        annotate(err, `sale ${sale.id} stock ${stock} limit ${limit}\n  trace: ${real.trace.join(' | ')}`);
+        annotate(err, `sale ${sale.id} stock ${stock} limit ${limit} restockOnRefund ${restock}\n  trace: ${real.trace.join(' | ')}`);
         throw err;
       }
     },
@@ -704,15 +731,53 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
   return { runs, commands };
 }
 
+/**
+ * A fixed path through the refund rules, for each restockOnRefund setting, checked against the model
+ * after every step (the generated runs reach a refund only when a pay of the same order came first):
+ * two buyers, a pay and a refund, a second refund, the refunded buyer buying again (refused at the
+ * limit when the units stay held), a restart (the engine's state rebuilt with the refund in it),
+ * a refund and a cancel of the refunded order, the rest sold and expired.
+ */
+export async function runRefundPath(b: Backend, restock: boolean): Promise<{ checks: number }> {
+  const model = new SaleModel(2, 1, restock);
+  const sale = await b.createSale({ stock: 2, perUserLimit: 1, paymentWindowSeconds: WINDOW_S, restockOnRefund: restock }, model.now());
+  const real: Real = { b, saleId: sale.id, stats: new Map(), trace: [], checks: 0 };
+  const last = b.instances.length - 1;
+  const cmds: Cmd[] = [
+    new Reserve('ann', 1, 0),
+    new Transition('refund', 0, 0), // reserved: invalid_state
+    new Transition('pay', 0, 0),
+    new Transition('refund', 0, last),
+    new Transition('refund', 0, 0), // again: unchanged
+    new Reserve('ann', 1, last), // limit_reached when kept, else reserved
+    new Reserve('bob', 1, 0),
+    new Restart(),
+    new Transition('refund', 0, 0),
+    new Transition('cancel', 0, last),
+    new Transition('pay', 0, 0),
+    new Reserve('cyd', 1, 0),
+    new Expire(0),
+    new Reserve('dee', 1, last),
+  ];
+  try {
+    await fc.asyncModelRun(() => ({ model, real }), cmds);
+  } catch (err) {
+    annotate(err, `sale ${sale.id} restockOnRefund ${restock}\n  trace: ${real.trace.join(' | ')}`);
+    throw err;
+  }
+  assert.equal(model.pick(0)?.status, 'refunded');
+  return { checks: real.checks };
+}
+
 // ---- interleavings ---------------------------------------------------------------------------
 
 type Op =
   | { t: 'reserve'; user: string; qty: number; inst: number }
-  | { t: 'pay' | 'cancel'; pick: number; inst: number };
+  | { t: OrderOp; pick: number; inst: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ t: fc.constant('reserve' as const), user: fc.constantFrom(...USERS), qty: fc.integer({ min: 1, max: 2 }), inst: fc.integer({ min: 0, max: 1 }) }),
-  fc.record({ t: fc.constantFrom('pay' as const, 'cancel' as const), pick: fc.nat({ max: 20 }), inst: fc.integer({ min: 0, max: 1 }) }),
+  fc.record({ t: fc.constantFrom<OrderOp>('pay', 'cancel', 'refund'), pick: fc.nat({ max: 20 }), inst: fc.integer({ min: 0, max: 1 }) }),
 );
 
 /**
@@ -731,10 +796,11 @@ export async function runInterleavings(b: Backend, numRuns: number): Promise<{ r
     fc.integer({ min: 1, max: 2 }),
     fc.array(fc.tuple(fc.constantFrom(...USERS), fc.integer({ min: 0, max: 1 })), { maxLength: 3 }),
     fc.array(opArb, { minLength: 2, maxLength: 8 }),
-    async (s, stock, limit, first, burst) => {
+    fc.boolean(),
+    async (s, stock, limit, first, burst, restock) => {
       runs++;
-      const model = new SaleModel(stock, limit);
-      const sale = await b.createSale({ stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S }, model.now());
+      const model = new SaleModel(stock, limit, restock);
+      const sale = await b.createSale({ stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S, restockOnRefund: restock }, model.now());
       const real: Real = { b, saleId: sale.id, stats: new Map(), trace: [], checks: 0 };
       for (const [user, inst] of first) {
         const o = await reserveStep(model, real, user, 1, inst);
@@ -753,7 +819,10 @@ export async function runInterleavings(b: Backend, numRuns: number): Promise<{ r
           }
           const order = existing.length > 0 ? existing[op.pick % existing.length] : undefined;
           if (!order) return;
-          const o = op.t === 'pay' ? await b.pay(order.id, `ref-${op.pick}`, now, op.inst) : await b.cancel(order.id, now, op.inst);
+          const o =
+            op.t === 'pay' ? await b.pay(order.id, `ref-${op.pick}`, now, op.inst)
+            : op.t === 'refund' ? await b.refund(order.id, now, op.inst)
+            : await b.cancel(order.id, now, op.inst);
           exits.set(order.id, [...(exits.get(order.id) ?? []), { kind: op.t, o }]);
         }),
       );
@@ -770,12 +839,15 @@ export async function runInterleavings(b: Backend, numRuns: number): Promise<{ r
       for (const order of existing) {
         const won = (exits.get(order.id) ?? []).filter((e) => e.o.ok) as Array<{ kind: string; o: { ok: true; value: Order } }>;
         const statuses = new Set(won.map((w) => w.o.value.status));
-        assert.ok(statuses.size <= 1, `order ${order.id} answered both ${[...statuses].join(' and ')}`);
-        const [st] = [...statuses];
-        if (st === 'paid') {
-          order.status = 'paid';
-          order.paymentRef = won.find((w) => w.o.value.status === 'paid')!.o.value.paymentRef;
-        } else if (st === 'cancelled') order.status = 'cancelled';
+        // One exit from `reserved`; a refund only after a payment (both answered, in that order of events).
+        const legal = statuses.size <= 1 || (statuses.size === 2 && statuses.has('paid') && statuses.has('refunded'));
+        assert.ok(legal, `order ${order.id} answered both ${[...statuses].join(' and ')}`);
+        if (statuses.has('refunded')) assert.ok(statuses.has('paid'), `order ${order.id} refunded without a payment answered`);
+        const paidAnswer = won.find((w) => w.o.value.status === 'paid');
+        if (paidAnswer) {
+          order.status = statuses.has('refunded') ? 'refunded' : 'paid';
+          order.paymentRef = paidAnswer.o.value.paymentRef;
+        } else if (statuses.has('cancelled')) order.status = 'cancelled';
       }
       // The row of record decides the refs of concurrent pays with different refs: only one may have been answered paid.
       const paidRefs = new Set(existing.flatMap((o) => (exits.get(o.id) ?? []).filter((e) => e.o.ok && e.o.value.status === 'paid').map((e) => `${o.id}/${(e.o as { value: Order }).value.paymentRef}`)));
