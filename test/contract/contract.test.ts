@@ -987,8 +987,8 @@ describe('operators', { skip }, () => {
     assert.equal(lines[0], ORDER_KEYS.join(','));
     assert.equal(lines.length, 6, 'header and one row per order');
     for (const id of ids) assert.equal(lines.filter((l) => l.startsWith(`${id},`)).length, 1);
-    // The last column is the paymentRef: empty until paid.
-    assert.ok(lines.find((l) => l.startsWith(`${ids[1]},`))!.endsWith(',r1'), lines.join('\n'));
+    // paymentRef is empty until paid; refundedAt and refundReason (the last two columns) until refunded.
+    assert.ok(lines.find((l) => l.startsWith(`${ids[1]},`))!.endsWith(',r1,,'), lines.join('\n'));
     assert.ok(lines.find((l) => l.startsWith(`${ids[0]},`))!.endsWith(','), lines.join('\n'));
     const paidCsv = await api(srv.url, 'GET', `${base}?status=paid`, { token: ADMIN_KEY, headers: { accept: 'text/csv' } });
     assert.equal(paidCsv.text.trim().split(/\r?\n/).length, 3);
