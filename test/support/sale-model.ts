@@ -735,7 +735,8 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
  * A fixed path through the refund rules, for each restockOnRefund setting, checked against the model
  * after every step (the generated runs reach a refund only when a pay of the same order came first):
  * two buyers, a pay and a refund, a second refund, the refunded buyer buying again (refused at the
- * limit when the units stay held), a restart (the engine's state rebuilt with the refund in it),
+ * limit when the units stay held), a restart (the engine's state rebuilt with the refund in it; with
+ * Redis, also Redis emptied and rebuilt from the database),
  * a refund and a cancel of the refunded order, the rest sold and expired.
  */
 export async function runRefundPath(b: Backend, restock: boolean): Promise<{ checks: number }> {
@@ -752,6 +753,8 @@ export async function runRefundPath(b: Backend, restock: boolean): Promise<{ che
     new Reserve('ann', 1, last), // limit_reached when kept, else reserved
     new Reserve('bob', 1, 0),
     new Restart(),
+    // Redis restarted empty: the rebuild must hold a kept refund's units, and know it was refunded.
+    ...(usesRedis(b.combo) ? [new Fault('redis-emptied', 'eve', 1, 0, 0, 0), new Transition('refund', 0, last)] : []),
     new Transition('refund', 0, 0),
     new Transition('cancel', 0, last),
     new Transition('pay', 0, 0),
@@ -760,7 +763,12 @@ export async function runRefundPath(b: Backend, restock: boolean): Promise<{ che
     new Reserve('dee', 1, last),
   ];
   try {
-    await fc.asyncModelRun(() => ({ model, real }), cmds);
+    // A fixed list: run in order, each step checked (Step.run ends with checkInvariants), timed for the trace.
+    for (const c of cmds) {
+      const t0 = Date.now();
+      await c.run(model, real);
+      real.trace.push(`[${c}: ${Date.now() - t0} ms]`);
+    }
   } catch (err) {
     annotate(err, `sale ${sale.id} restockOnRefund ${restock}\n  trace: ${real.trace.join(' | ')}`);
     throw err;
