@@ -131,14 +131,14 @@ describe('defect 11: status totals', { skip }, () => {
     // Expiries: two reservations of the short sale run out (the sweeper, every 100 ms).
     for (let i = 0; i < 2; i++) assert.equal((await buy(srv.url, short.id, userToken(randomUser()))).status, 202);
 
-    const want = { reserved: 3, paid: 3, cancelled: 1, expired: 0 };
-    const wantShort = { reserved: 0, paid: 0, cancelled: 0, expired: 2 };
+    const want = { reserved: 3, paid: 3, cancelled: 1, expired: 0, refunded: 0 };
+    const wantShort = { reserved: 0, paid: 0, cancelled: 0, expired: 2, refunded: 0 };
     const stats = async (id: string) => {
       await srv.settle(id);
       const r = await call(srv.url, 'GET', `/api/admin/sales/${id}`, { token: ADMIN_KEY });
       assert.equal(r.status, 200, r.text);
-      const { reserved, paid, cancelled, expired } = r.body.stats;
-      return { reserved, paid, cancelled, expired };
+      const { reserved, paid, cancelled, expired, refunded } = r.body.stats;
+      return { reserved, paid, cancelled, expired, refunded };
     };
     assert.deepEqual(await stats(sale.id), want);
     await eventually('short sale expired', () => stats(short.id), (s) => s.expired === 2);
@@ -153,7 +153,7 @@ describe('defect 11: status totals', { skip }, () => {
     assert.deepEqual([live.body.stats.reserved, live.body.stats.paid, live.body.stats.cancelled], [3, 3, 1]);
     // And the database of record, counted by hand.
     for (const [id, w] of [[sale.id, want], [short.id, wantShort]] as const) {
-      const sums: Record<string, number> = { reserved: 0, paid: 0, cancelled: 0, expired: 0 };
+      const sums: Record<string, number> = { reserved: 0, paid: 0, cancelled: 0, expired: 0, refunded: 0 };
       for (const row of await srv.orders(id)) sums[row.status] += row.quantity;
       assert.deepEqual(sums, w);
     }
@@ -167,7 +167,7 @@ describe('defect 11: status totals', { skip }, () => {
     srv = await srv.restart();
     const r = await call(srv.url, 'GET', `/api/admin/sales/${sale.id}`, { token: ADMIN_KEY });
     assert.deepEqual([r.body.stats.reserved, r.body.stats.paid, r.body.stats.available], [1, 1, 3]);
-    assert.deepEqual(units((await call(srv.url, 'GET', '/metrics', { token: ADMIN_KEY })).text, sale.id), { reserved: 1, paid: 1, expired: 0, cancelled: 0 });
+    assert.deepEqual(units((await call(srv.url, 'GET', '/metrics', { token: ADMIN_KEY })).text, sale.id), { reserved: 1, paid: 1, expired: 0, cancelled: 0, refunded: 0 });
   });
 });
 
@@ -187,7 +187,7 @@ describe('defect 11: a scrape costs O(sales), not O(orders)', { skip: embeddedOn
     })();
     db.close();
     srv = await srv.restart();
-    const want = { reserved: N / 10, paid: N / 10, cancelled: (3 * N) / 10, expired: N / 2 };
+    const want = { reserved: N / 10, paid: N / 10, cancelled: (3 * N) / 10, expired: N / 2, refunded: 0 };
 
     // From here on, every totals query of the database is counted.
     const repo = srv.server!.services.repo;
@@ -224,7 +224,7 @@ describe('status totals, unit: outcomes the database could not confirm in time',
   test('a reservation or transition whose outcome settles later is counted once it is known, and only if it applied', async () => {
     const { OwnedStatusTotals } = await import('../../src/services/status-totals.js');
     const { OutcomeUnknown } = await import('../../src/domain/outcome.js');
-    const zero = { reserved: 0, paid: 0, expired: 0, cancelled: 0 };
+    const zero = { reserved: 0, paid: 0, expired: 0, cancelled: 0, refunded: 0 };
     const repo = { totals: async () => ({ ...zero }) } as unknown as ConstructorParameters<typeof OwnedStatusTotals>[0];
     const settle: Array<(applied: boolean) => void> = [];
     const unknown = () => new OutcomeUnknown('unknown', new Promise<boolean>((resolve) => settle.push(resolve)));

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import { until } from '../support/wait.js';
 import { buy, call, randomUser, saleBody, skipUnlessReady, startTestServer, userToken, ADMIN_KEY, type Reply, type TestServer } from '../support/server.js';
 
 const skip = await skipUnlessReady();
@@ -71,6 +72,9 @@ describe('refunds and late payments', { skip }, () => {
     assertError(await buy(t.url, sale.id, userToken(randomUser('cyd'))), 409, 'sold_out');
     const s = await stats(sale.id);
     assert.deepEqual([s.refunded, s.paid, s.reserved, s.available], [1, 0, 1, 0]);
+    // /metrics counts the refunded unit (distributed: totals refreshed in the background while scraped).
+    const line = `seckill_order_units{sale="${sale.id}",status="refunded"} 1`;
+    await until('refunded units in /metrics', async () => (await call(t.url, 'GET', '/metrics', { token: ADMIN_KEY })).text.includes(line), 30_000, 200);
 
     // The operators' listing filters on it, and the CSV carries the refund.
     const list = await t.admin('GET', `/api/admin/sales/${sale.id}/orders?status=refunded`);
