@@ -143,9 +143,10 @@ sale
   .option('--limit <n>', 'units per user', positiveInt, 1)
   .option('--payment-window <duration>', 'time to pay a reservation', parseDuration, 600_000)
   .option('--description <text>', 'shown on the sale page', '')
+  .option('--restock-on-refund', 'a refund returns the units to stock (default: they stay sold)')
   .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
   .option('--data-dir <dir>', 'the running service\'s data dir, for its admin key')
-  .action(async (o: { name: string; stock: number; price?: number; priceCents?: number; dataDir?: string; startsIn: number; duration: number; limit: number; paymentWindow: number; description: string; url?: string }) => {
+  .action(async (o: { name: string; stock: number; price?: number; priceCents?: number; dataDir?: string; startsIn: number; duration: number; limit: number; paymentWindow: number; description: string; restockOnRefund?: boolean; url?: string }) => {
     const startsAt = Date.now() + o.startsIn;
     await adminCall(o, 'POST', '/api/admin/sales', {
       name: o.name,
@@ -156,6 +157,7 @@ sale
       endsAt: new Date(startsAt + o.duration).toISOString(),
       perUserLimit: o.limit,
       paymentWindowSeconds: Math.max(1, Math.round(o.paymentWindow / 1000)),
+      restockOnRefund: o.restockOnRefund === true,
     });
   });
 

@@ -125,9 +125,11 @@ describe('the CLI against a running service', () => {
     const units = await seckill([...common, '--price', '49.00'], inService());
     assert.equal(units.code, 0, units.stderr);
     assert.equal(JSON.parse(units.stdout).priceCents, 4900);
-    const cents = await seckill([...common, '--price-cents', '4999'], inService());
+    assert.equal(JSON.parse(units.stdout).restockOnRefund, false, 'refunded units stay sold unless asked');
+    const cents = await seckill([...common, '--price-cents', '4999', '--restock-on-refund'], inService());
     assert.equal(cents.code, 0, cents.stderr);
     assert.equal(JSON.parse(cents.stdout).priceCents, 4999);
+    assert.equal(JSON.parse(cents.stdout).restockOnRefund, true);
 
     const before = server.services.sales.all().length;
     for (const [args, why] of [
