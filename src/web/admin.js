@@ -6,7 +6,7 @@ import {
   saleOrdersCsv,
 } from './api.js';
 import { ServerClock } from './clock.js';
-import { SALE_STATUS_SHORT, byId, pad, price, setPill } from './ui.js';
+import { SALE_STATUS_SHORT, byId, minorDigits, pad, price, setPill } from './ui.js';
 
 /** @typedef {import('./api.js').AdminSale} AdminSale */
 /** @typedef {import('./api.js').CreateSale} CreateSale */
@@ -205,6 +205,12 @@ function renderSales() {
 }
 
 // ---------------------------------------------------------------- create a sale
+// Prices are typed in the shop's currency and kept in its minor unit (cents; yen have none).
+const PRICE_PATTERN = minorDigits > 0 ? new RegExp(`^\\d{1,10}(\\.\\d{1,${minorDigits}})?$`) : /^\d{1,10}$/;
+const PRICE_HINT = minorDigits > 0 ? `Enter a price such as 9.99 (at most ${minorDigits} decimals).` : 'Enter a whole price such as 4900.';
+/** @param {string} typed a price that matched PRICE_PATTERN */
+const toMinor = (typed) => Math.round(Number(typed) * 10 ** minorDigits);
+
 const FIELDS = /** @type {const} */ (['name', 'description', 'price', 'stock', 'starts', 'duration', 'limit', 'window']);
 /** @typedef {typeof FIELDS[number]} Field */
 
@@ -282,7 +288,7 @@ function readForm() {
   if (!v('name')) errors.name = 'Enter a name.';
   else if (v('name').length > 200) errors.name = 'At most 200 characters.';
   if (v('description').length > 4000) errors.description = 'At most 4,000 characters.';
-  if (!/^\d{1,10}(\.\d{1,2})?$/.test(v('price'))) errors.price = 'Enter a price such as 9.99 (at most two decimals).';
+  if (!PRICE_PATTERN.test(v('price'))) errors.price = PRICE_HINT;
   if (!intIn(v('stock'), 1, 10_000_000)) errors.stock = 'Enter a whole number of units from 1 to 10,000,000.';
   const startsAt = v('starts') ? new Date(v('starts')) : null;
   if (!startsAt || Number.isNaN(startsAt.getTime())) errors.starts = 'Choose when the sale starts.';
@@ -299,7 +305,7 @@ function readForm() {
   /** @type {CreateSale} */
   const body = {
     name: v('name'),
-    priceCents: Math.round(Number(v('price')) * 100),
+    priceCents: toMinor(v('price')),
     stock: Number(v('stock')),
     startsAt: startsAt.toISOString(),
     perUserLimit: Number(v('limit')),
@@ -736,7 +742,7 @@ function openCorrect() {
   el.correct.setAttribute('aria-expanded', 'true');
   const f = correctForm();
   prefill = {
-    name: s.name, description: s.description, price: (s.priceCents / 100).toFixed(2), stock: String(s.stock),
+    name: s.name, description: s.description, price: (s.priceCents / 10 ** minorDigits).toFixed(minorDigits), stock: String(s.stock),
     starts: localInput(Date.parse(s.startsAt)), ends: s.endsAt ? localInput(Date.parse(s.endsAt)) : '',
     limit: String(s.perUserLimit), window: String(Math.round(s.paymentWindowSeconds / 60)),
   };
@@ -772,8 +778,8 @@ async function submitCorrect(saleId, f) {
   if (changed('name')) body.name = f.name.value.trim();
   if (changed('description')) body.description = f.description.value;
   if (changed('price')) {
-    if (!/^\d{1,10}(\.\d{1,2})?$/.test(f.price.value.trim())) return void (f.error.textContent = 'Enter a price such as 9.99 (at most two decimals).');
-    body.priceCents = Math.round(Number(f.price.value.trim()) * 100);
+    if (!PRICE_PATTERN.test(f.price.value.trim())) return void (f.error.textContent = PRICE_HINT);
+    body.priceCents = toMinor(f.price.value.trim());
   }
   if (changed('stock')) body.stock = Number(f.stock.value);
   if (changed('limit')) body.perUserLimit = Number(f.limit.value);
