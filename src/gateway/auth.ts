@@ -54,7 +54,8 @@ export interface AuthOptions {
  * confusion are refused) and the scoped keys, compared in constant time over their digests.
  */
 export class Auth {
-  private readonly verify: (token: string) => { sub?: unknown };
+  private readonly verify: (token: string) => { sub?: unknown; exp?: unknown };
+  private readonly verified = new VerifiedTokens(VERIFIED_TOKENS);
   /** Only digests of the keys are kept, each with the key's non-secret id. */
   private readonly keyDigests: { digest: Buffer; ref: KeyRef }[];
   private readonly metricsDigest: Buffer | null;
@@ -69,9 +70,9 @@ export class Auth {
       // With an audience configured, a token minted for another service is refused.
       requiredClaims: audience ? [...required, 'aud'] : required,
       ...(audience ? { allowedAud: audience } : {}),
-      // Verified tokens are cached (until their exp), so a retrying buyer costs no HMAC.
-      cache: 10_000,
-    }) as (token: string) => { sub?: unknown };
+      // No cache here: fast-jwt's keys its entries by a SHA-256 of the token, which cost as much
+      // as the HMAC it saved. `verified` below keeps the outcomes by the token itself.
+    }) as (token: string) => { sub?: unknown; exp?: unknown };
     this.keyDigests = KEY_SCOPES.flatMap((scope) => keys[scope].map((k) => ({ digest: digest(k), ref: keyRef(scope, k) })));
     if (!this.keyDigests.some((k) => k.ref.scope === 'admin')) throw new Error('Auth needs at least one admin key.');
     this.metricsDigest = opts.metricsToken ? digest(opts.metricsToken) : null;
@@ -101,7 +102,10 @@ export class Auth {
   /** The user id of a valid token; throws unauthorized otherwise. */
   user(token: string | null): string {
     if (!token) throw new SeckillError('unauthorized', 'Missing bearer token.');
-    let payload: { sub?: unknown };
+    const now = Date.now();
+    const known = this.verified.get(token, now);
+    if (known !== null) return known;
+    let payload: { sub?: unknown; exp?: unknown };
     try {
       payload = this.verify(token);
     } catch {
@@ -110,6 +114,8 @@ export class Auth {
     const sub = payload.sub;
     const problem = userIdProblem(sub);
     if (problem !== null || typeof sub !== 'string') throw new SeckillError('unauthorized', problem ?? 'Token subject must be a user id.');
+    // A verified token without exp was allowed (allowTokensWithoutExp): it stays valid.
+    this.verified.set(token, sub, typeof payload.exp === 'number' ? payload.exp * 1000 : Infinity);
     return sub;
   }
 
@@ -162,6 +168,43 @@ export class Auth {
   /** For /api/admin: an admin key, or 403 for a payments key or a valid user, or 401. */
   requireAdmin(token: string | null): KeyRef {
     return this.requireScope(token, 'admin');
+  }
+}
+
+/** How many verified user tokens are kept: a buyer's path and buy requests verify once. */
+const VERIFIED_TOKENS = 10_000;
+/** Longer tokens are verified every time, so the kept ones hold a bounded amount of memory. */
+const MAX_KEPT_TOKEN = 1024;
+
+/**
+ * User tokens that passed verification, by the token string itself, with their user id and the
+ * time (ms) up to which verification would still accept them: the `exp` claim, checked as
+ * fast-jwt checks it (valid while now <= exp × 1000; no clock tolerance is configured). Only
+ * successes are kept and only byte-identical tokens hit, so another audience, another signature
+ * or any changed byte is a miss and is verified in full. Bounded, least recently used out first
+ * (a Map keeps insertion order; a hit moves its entry to the end).
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { userId: string; until: number }>();
+  constructor(private readonly capacity: number) {}
+
+  /** The user id of a kept, unexpired token, or null: verify it. */
+  get(token: string, now: number): string | null {
+    const e = this.entries.get(token);
+    if (e === undefined) return null;
+    this.entries.delete(token);
+    if (now > e.until) return null;
+    this.entries.set(token, e);
+    return e.userId;
+  }
+
+  set(token: string, userId: string, until: number): void {
+    if (token.length > MAX_KEPT_TOKEN) return;
+    if (this.entries.size >= this.capacity) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(token, { userId, until });
   }
 }
 

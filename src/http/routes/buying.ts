@@ -16,6 +16,18 @@ export type BuyingDeps = Pick<Services, 'auth' | 'orders' | 'switches' | 'secret
   buying: Pick<BuyService, 'path' | 'buy'>;
 };
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * iso(expiresAt), remembered for the last instant: the orders of one group commit share their
+ * reservation time, so most 202s in a burst carry the same expiry and need no new Date.
+ */
+let lastExpiry = { ms: Number.NaN, iso: '' };
+function expiresIso(ms: number): string {
+  if (ms !== lastExpiry.ms) lastExpiry = { ms, iso: iso(ms) ?? '' };
+  return lastExpiry.iso;
+}
+
 export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
   /** Open order-event streams per user. */
@@ -25,8 +37,8 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
       const result = await s.buying.path(req.params.saleId, bearer(req));
       if (!result.ok) return refuse(req, reply, result.refusal, result.refusal === 'busy' ? SWITCH_RETRY_AFTER : undefined);
-      reply.header('cache-control', 'no-store');
-      return { path: result.path };
+      reply.header('cache-control', 'no-store').type(JSON_TYPE);
+      return JSON.stringify({ path: result.path });
     });
 
     app.post('/api/sales/:saleId/buy/:path', { schema: { params: BuyParams, body: BuyBody } }, async (req, reply) => {
@@ -34,8 +46,9 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
       const result = await s.buying.buy({ saleId, path, token: bearer(req), quantity: req.body?.quantity ?? 1 });
       if (!result.ok) return refuse(req, reply, result.refusal, result.refusal === 'busy' ? SWITCH_RETRY_AFTER : undefined);
       const { order } = result;
-      reply.code(202);
-      return { orderId: order.orderId, status: order.status, quantity: order.quantity, expiresAt: iso(order.expiresAt) };
+      // Serialized here, with the type fastify gives JSON: a string skips its serializer and hooks.
+      reply.code(202).type(JSON_TYPE);
+      return JSON.stringify({ orderId: order.orderId, status: order.status, quantity: order.quantity, expiresAt: expiresIso(order.expiresAt) });
     });
 
     app.get('/api/orders/:orderId', { schema: { params: OrderIdParams } }, async (req) => {
