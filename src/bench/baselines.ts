@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { cpuDuring } from './cpu.js';
 import { startChild } from './target.js';
 
 export interface HttpFigures {
@@ -10,12 +11,19 @@ export interface HttpFigures {
   p99: number;
   total: number;
   non2xx: number;
+  /** Connection errors and timeouts: requests without an answer. */
   errors: number;
+  /** Answers per HTTP status. */
+  statuses: Record<string, number>;
+  /** Server CPU µs (user + system, the server's process tree) over the measure; null: not measured. */
+  cpuUs: number | null;
 }
 
 export async function cannon(url: string, connections: number, duration: number, opts: Partial<autocannon.Options> = {}): Promise<HttpFigures> {
   const r = await autocannon({ url, connections, duration, ...opts });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, non2xx: r.non2xx, errors: r.errors };
+  const statuses: Record<string, number> = {};
+  for (const [code, s] of Object.entries(r.statusCodeStats ?? {})) statuses[code] = s.count ?? 0;
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, non2xx: r.non2xx, errors: r.errors, statuses, cpuUs: null };
 }
 
 /** (a) The ceiling of any Node HTTP route here: bare node:http answering a fixed small JSON. */
@@ -25,7 +33,8 @@ export async function bareHttp(connections: number, duration: number): Promise<H
   const args = compiled ? [fileURLToPath(new URL('./bare-server.js', import.meta.url))] : ['--import', 'tsx', 'src/bench/bare-server.ts'];
   const bare = await startChild(args, {}, null);
   try {
-    return await cannon(bare.url, connections, duration, { method: 'POST', body: '{"quantity":1}', headers: { 'content-type': 'application/json' } });
+    const m = await cpuDuring(bare.child.pid, () => cannon(bare.url, connections, duration, { method: 'POST', body: '{"quantity":1}', headers: { 'content-type': 'application/json' } }));
+    return { ...m.value, cpuUs: m.cpuUs };
   } finally {
     await bare.stop();
   }

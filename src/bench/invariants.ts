@@ -192,7 +192,7 @@ export interface InvariantReport {
 export async function settle(api: Api, adminKey: string, saleId: string, timeoutMs = 120_000): Promise<number> {
   const t0 = performance.now();
   for (;;) {
-    const r = await api.call('GET', `/api/admin/sales/${saleId}`, adminKey);
+    const r = await api.patient('GET', `/api/admin/sales/${saleId}`, adminKey);
     if (r.status === 200 && r.body.stats.pendingWrites === 0) return performance.now() - t0;
     if (performance.now() - t0 > timeoutMs) throw new Error(`writes did not settle: ${JSON.stringify(r.body)}`);
     await new Promise((res) => setTimeout(res, 20));
@@ -209,12 +209,12 @@ export async function checkInvariants(api: Api, adminKey: string, saleId: string
   let after: string | null = null;
   do {
     const q: string = after ? `&after=${encodeURIComponent(after)}` : '';
-    const r = await api.call('GET', `/api/admin/sales/${saleId}/orders?limit=1000${q}`, adminKey);
+    const r = await api.patient('GET', `/api/admin/sales/${saleId}/orders?limit=1000${q}`, adminKey);
     if (r.status !== 200) throw new Error(`list orders: ${r.status}`);
     orders.push(...(r.body.orders as OrderFact[]));
     after = r.body.next;
   } while (after);
-  const counts = (await api.call('GET', `/api/admin/sales/${saleId}`, adminKey)).body.stats as UnitCounts;
+  const counts = (await api.patient('GET', `/api/admin/sales/${saleId}`, adminKey)).body.stats as UnitCounts;
   const c = checkOrderInvariants({ stock, perUserLimit: limit, orders, counts, accepted });
   return { ok: c.failures.length === 0, failures: c.failures, rows: new Set(orders.map((o) => o.orderId)).size, heldUnits: c.held, drainMs };
 }

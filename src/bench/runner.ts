@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../stores/redis/keys.js';
 import { signUserToken } from '../gateway/auth.js';
+import { cpuDuring } from './cpu.js';
 import { bareHttp, cannon, pgBatchedInsert, redisEvalsha, type HttpFigures } from './baselines.js';
 import { checkInvariants, settle } from './invariants.js';
 import { PROFILES, type Profile } from './profiles.js';
@@ -34,11 +35,55 @@ interface Line {
   seckill: Cell;
   baseline: Cell;
   ratio: Cell;
+  /** Server CPU µs per request answered, as shown (a number, "not measured (…)" or empty). */
+  cpu: string;
   target: string;
   note: string;
+  /** False when the row's answers were not the ones it measures: no figure, no ratio. */
+  measured: boolean;
+  cpuUsPerRequest: number | null;
 }
 
+const COLUMNS: { key: keyof Line; title: string }[] = [
+  { key: 'measure', title: 'measure' },
+  { key: 'seckill', title: 'seckill' },
+  { key: 'baseline', title: 'baseline' },
+  { key: 'ratio', title: 'ratio' },
+  { key: 'cpu', title: 'CPU µs/req' },
+  { key: 'target', title: 'target' },
+  { key: 'note', title: 'note' },
+];
+
+/** Share of a measure's answers that must be the answer it measures, or it counts as not measured. */
+const MEASURED_SHARE = 0.99;
+
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+/**
+ * Null when (nearly) every answer of the measure was `expected`; else why it measured nothing,
+ * naming the most frequent other answer (and its error code when `codeOf` knows it).
+ */
+function unmeasured(f: HttpFigures, expected: number, codeOf?: (status: number) => string | undefined): string | null {
+  const answered = Object.values(f.statuses).reduce((a, n) => a + n, 0);
+  const asked = answered + f.errors;
+  if (asked === 0) return 'not measured: no request was answered';
+  const good = f.statuses[String(expected)] ?? 0;
+  if (good >= MEASURED_SHARE * asked) return null;
+  const others = Object.entries(f.statuses).filter(([code]) => code !== String(expected)).sort((a, b) => b[1] - a[1]);
+  const [code, n] = others[0] ?? ['', 0];
+  if (f.errors >= n) return `not measured: ${fmt(f.errors)} of ${fmt(asked)} requests had no answer (connection errors or timeouts), ${fmt(good)} answered ${expected}`;
+  const name = codeOf?.(Number(code));
+  return `not measured: ${fmt(n)} of ${fmt(asked)} answers were ${code}${name ? ` ${name}` : ''} (expected ${expected})`;
+}
+
+/** The CPU cell and value: µs per answered request, or why there is none. */
+function cpuCell(cpuUs: number | null, answered: number, remote: boolean): { cpu: string; cpuUsPerRequest: number | null } {
+  if (remote) return { cpu: 'not measured (remote target)', cpuUsPerRequest: null };
+  if (cpuUs === null) return { cpu: 'not measured (no /proc)', cpuUsPerRequest: null };
+  if (answered === 0) return { cpu: '', cpuUsPerRequest: null };
+  const per = cpuUs / answered;
+  return { cpu: fmt(per), cpuUsPerRequest: Math.round(per * 10) / 10 };
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -84,134 +129,262 @@ export async function runBench(o: BenchOptions): Promise<number> {
     ...(o.units ? { units: o.units } : {}),
     ...(o.users ? { users: o.users } : {}),
   };
+  const remote = o.target !== undefined;
   const mode = o.target ? 'target' : o.redis ? `distributed ×${o.workers}` : 'embedded';
   const lines: Line[] = [];
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const adminKey = o.target ? o.adminKey ?? process.env.SECKILL_ADMIN_KEY ?? '' : ADMIN;
   const userSecret = o.target ? o.userSecret ?? process.env.SECKILL_USER_SECRET ?? '' : SECRET;
   if (o.target && (!adminKey || !userSecret)) throw new Error('--target needs the admin key and user secret (--admin-key/--user-secret or SECKILL_ADMIN_KEY/SECKILL_USER_SECRET).');
+  /** Rows that measured nothing, with why: any of them makes the run exit non-zero. */
+  const notMeasured: string[] = [];
+  const unmeasuredLine = (measure: string, why: string) => {
+    notMeasured.push(`${measure}: ${why}`);
+    lines.push({ measure, seckill: '', baseline: '', ratio: '', cpu: '', target: '', note: why, measured: false, cpuUsPerRequest: null });
+  };
 
   log(`seckill bench: profile ${p.name}, ${mode}, ${p.connections} connections, ${p.duration} s per measure`);
+  if (remote) log('CPU: not measured (remote target): the bench reads CPU time only of processes it started');
   log('baseline: bare node:http …');
   const bare = await bareHttp(p.connections, p.duration);
-  lines.push({ measure: 'bare node:http, fixed JSON (baseline)', seckill: '', baseline: `${fmt(bare.rps)} req/s`, ratio: '', target: '', note: `p50 ${bare.p50} ms, p99 ${bare.p99} ms` });
+  const bareWhy = unmeasured(bare, 200);
+  const bareCpu = cpuCell(bare.cpuUs, answeredOf(bare), false);
+  if (bareWhy) unmeasuredLine('bare node:http, fixed JSON (baseline)', bareWhy);
+  else lines.push({ measure: 'bare node:http, fixed JSON (baseline)', seckill: '', baseline: `${fmt(bare.rps)} req/s`, ratio: '', ...bareCpu, target: '', note: `p50 ${bare.p50} ms, p99 ${bare.p99} ms`, measured: true });
   let pgRows = 0;
   if (o.redis) {
     log('baseline: raw Redis EVALSHA …');
     const r = await redisEvalsha(o.redis, Math.max(1, p.duration));
-    lines.push({ measure: 'raw Redis EVALSHA, trivial script (baseline)', seckill: '', baseline: `${fmt(r.callsPerSec)} calls/s`, ratio: '', target: '', note: 'ioredis, 256 in flight' });
+    lines.push({ measure: 'raw Redis EVALSHA, trivial script (baseline)', seckill: '', baseline: `${fmt(r.callsPerSec)} calls/s`, ratio: '', cpu: '', target: '', note: 'ioredis, 256 in flight', measured: true, cpuUsPerRequest: null });
   }
   if (o.database) {
     log('baseline: raw batched INSERT into PostgreSQL …');
     pgRows = (await pgBatchedInsert(o.database)).rowsPerSec;
-    lines.push({ measure: 'raw batched INSERT into PostgreSQL (baseline)', seckill: '', baseline: `${fmt(pgRows)} rows/s`, ratio: '', target: '', note: 'unnest, 1,000 rows per transaction' });
+    lines.push({ measure: 'raw batched INSERT into PostgreSQL (baseline)', seckill: '', baseline: `${fmt(pgRows)} rows/s`, ratio: '', cpu: '', target: '', note: 'unnest, 1,000 rows per transaction', measured: true, cpuUsPerRequest: null });
   }
 
   const server = o.target ? null : await startSeckill(o);
+  const pid = server?.child.pid;
   const base = o.target ?? (server ? server.url : '');
   const api = new Api(base, Math.max(p.connections, 16));
-  const ratioLine = (measure: string, f: HttpFigures, target: number, note: string, p99Target?: number) => {
-    const ratio = f.rps / bare.rps;
-    const meets = ratio >= target && (p99Target === undefined || f.p99 < p99Target);
+  /** Sales this run created: ended and archived when it ends, so none stays on the public list. */
+  const created: string[] = [];
+  const createSale = async (body: Record<string, unknown>): Promise<string> => {
+    const r = await api.patient('POST', '/api/admin/sales', adminKey, body);
+    if (r.status !== 201) throw new Error(`create sale: ${r.status} ${JSON.stringify(r.body)}`);
+    created.push(r.body.id);
+    return r.body.id as string;
+  };
+  /** The error code of one more request like the measure's, to name a wrong answer. */
+  const codeOf = async (f: HttpFigures, expected: number, probe: () => Promise<{ status: number; body: { error?: { code?: unknown } } | null }>) => {
+    if (unmeasured(f, expected) === null) return undefined;
+    try {
+      const r = await probe();
+      const code = r.body?.error?.code;
+      return typeof code === 'string' ? { status: r.status, code } : undefined;
+    } catch {
+      return undefined; // not JSON, or no answer: the status alone says it
+    }
+  };
+  /** A fixed-request measure's row: its figures only when its answers were the expected ones. */
+  const httpLine = (measure: string, f: HttpFigures, expected: number, probed: { status: number; code: string } | undefined,
+    target: { ratio: number; p99?: number; cpu: number | null }, note: string): boolean => {
+    const why = unmeasured(f, expected, (s) => (probed?.status === s ? probed.code : undefined));
+    if (why) {
+      unmeasuredLine(measure, why);
+      return false;
+    }
+    const c = cpuCell(f.cpuUs, answeredOf(f), remote);
+    const ratio = bareWhy ? null : f.rps / bare.rps;
+    const cpuMeets = target.cpu === null || c.cpuUsPerRequest === null || c.cpuUsPerRequest <= target.cpu;
+    const meets = ratio !== null && ratio >= target.ratio && (target.p99 === undefined || f.p99 < target.p99) && cpuMeets;
+    const wanted = `≥ ${target.ratio}×${target.p99 ? `, p99 < ${target.p99} ms` : ''}${target.cpu !== null ? `, ≤ ${fmt(target.cpu)} µs` : ''}`;
     lines.push({
       measure,
       seckill: `${fmt(f.rps)} req/s`,
-      baseline: `${fmt(bare.rps)} req/s`,
-      ratio: fmt(ratio, 2),
-      target: `≥ ${target}×${p99Target ? `, p99 < ${p99Target} ms` : ''} ${meets ? '✓' : '✗'}`,
+      baseline: bareWhy ? '' : `${fmt(bare.rps)} req/s`,
+      ratio: ratio === null ? '' : fmt(ratio, 2),
+      ...c,
+      target: ratio === null ? '' : `${wanted} ${meets ? '✓' : '✗'}`,
       note: `p50 ${f.p50} ms, p99 ${f.p99} ms; ${note}`,
+      measured: true,
     });
+    return true;
   };
   let failures: string[] = [];
+  let checkedNothing = false;
+  let summary: Record<string, unknown> | null = null;
   try {
     // Refusal fast path: a sold-out sale answers from the gateway's flag.
+    const refusalMeasure = 'refusal fast path (sold out → 409)';
     log('refusal fast path …');
-    const sold = await api.call('POST', '/api/admin/sales', adminKey, { name: 'bench sold out', priceCents: 1, stock: 1, startsAt: new Date(Date.now() - 1000).toISOString() });
+    const soldId = await createSale({ name: 'bench sold out', priceCents: 1, stock: 1, startsAt: new Date(Date.now() - 1000).toISOString() });
     const tok = signUserToken(userSecret, `bench-refused-${process.pid}`);
-    const soldPath = (await api.call('POST', `/api/sales/${sold.body.id}/path`, tok)).body.path;
-    await api.call('POST', `/api/sales/${sold.body.id}/buy/${soldPath}`, tok, { quantity: 1 });
-    await new Promise((r) => setTimeout(r, 600)); // every process has heard it sold out
-    const refusal = await cannon(`${base}/api/sales/${sold.body.id}/buy/${soldPath}`, p.connections, p.duration, {
-      method: 'POST', body: '{"quantity":1}', headers: { 'content-type': 'application/json', authorization: `Bearer ${tok}` },
-    });
-    ratioLine('refusal fast path (sold out → 409)', refusal, 0.8, `${fmt(refusal.non2xx)} refusals`);
+    const soldPath = await api.call('POST', `/api/sales/${soldId}/path`, tok);
+    const lastUnit = soldPath.status === 200 ? await api.call('POST', `/api/sales/${soldId}/buy/${soldPath.body.path}`, tok, { quantity: 1 }) : soldPath;
+    if (lastUnit.status !== 202) {
+      unmeasuredLine(refusalMeasure, `not measured: the sale could not be sold out first (${lastUnit.status} ${lastUnit.body?.error?.code ?? ''})`.trim());
+    } else {
+      await new Promise((r) => setTimeout(r, 600)); // every process has heard it sold out
+      const buyUrl = `/api/sales/${soldId}/buy/${soldPath.body.path}`;
+      const m = await cpuDuring(pid, () => cannon(`${base}${buyUrl}`, p.connections, p.duration, {
+        method: 'POST', body: '{"quantity":1}', headers: { 'content-type': 'application/json', authorization: `Bearer ${tok}` },
+      }));
+      const refusal = { ...m.value, cpuUs: m.cpuUs };
+      const probed = await codeOf(refusal, 409, () => api.call('POST', buyUrl, tok, { quantity: 1 }));
+      const bareCpuPer = bareCpu.cpuUsPerRequest;
+      httpLine(refusalMeasure, refusal, 409, probed, { ratio: 0.95, cpu: bareCpuPer === null || remote ? null : 1.1 * bareCpuPer },
+        `${fmt(refusal.statuses['409'] ?? 0)} refusals${bareCpuPer !== null && !remote ? '; CPU target: 1.1× the bare server\'s' : ''}`);
+    }
 
     // Buy path to a 202: buyers with a large limit, so that every request is a real reservation.
+    const buyMeasure = 'buy path → 202 reserved';
     log('buy path to a 202 …');
-    const big = await api.call('POST', '/api/admin/sales', adminKey, { name: 'bench buy path', priceCents: 1, stock: 10_000_000, perUserLimit: 1000, startsAt: new Date(Date.now() - 1000).toISOString() });
-    const buyers = await Promise.all(Array.from({ length: 2000 }, async (_, i) => {
+    const bigId = await createSale({ name: 'bench buy path', priceCents: 1, stock: 10_000_000, perUserLimit: 1000, startsAt: new Date(Date.now() - 1000).toISOString() });
+    const asked = await Promise.all(Array.from({ length: 2000 }, async (_, i) => {
       const token = signUserToken(userSecret, `bench-buyer-${process.pid}-${i}`);
-      return { token, path: (await api.call('POST', `/api/sales/${big.body.id}/path`, token)).body.path as string };
+      const r = await api.call('POST', `/api/sales/${bigId}/path`, token);
+      return { token, status: r.status, code: r.body?.error?.code as string | undefined, path: r.body?.path as string | undefined };
     }));
-    let nextBuyer = 0;
-    const t0 = performance.now();
-    const buy = await cannon(base, p.connections, p.duration, {
-      requests: [{
-        method: 'POST',
-        setupRequest: (req) => {
-          const b = buyers[nextBuyer++ % buyers.length];
-          return { ...req, path: `/api/sales/${big.body.id}/buy/${b.path}`, body: '{"quantity":1}', headers: { 'content-type': 'application/json', authorization: `Bearer ${b.token}` } };
-        },
-      }],
-    });
-    const buyingMs = performance.now() - t0;
-    const drainMs = await settle(api, adminKey, big.body.id);
-    const bigStats = (await api.call('GET', `/api/admin/sales/${big.body.id}`, adminKey)).body.stats;
-    const target202 = o.redis ? 0.5 : 0.6;
-    ratioLine('buy path → 202 reserved', buy, target202, `${fmt(bigStats.reserved)} reserved, ${fmt(buy.non2xx)} non-2xx, ${buy.errors} errors`, 25);
-    const written = bigStats.reserved / ((buyingMs + drainMs) / 1000);
-    lines.push({
-      measure: 'orders written while buying (bounded by the buy rate)',
-      seckill: `${fmt(written)} orders/s`,
-      baseline: '',
-      ratio: '',
-      target: '',
-      note: `writer drained ${fmt(drainMs)} ms after the load stopped${o.database ? '' : ' (embedded: written before each 202)'}`,
-    });
+    const buyers = asked.flatMap((b) => (b.status === 200 && b.path ? [{ token: b.token, path: b.path }] : []));
+    let buyMeasured = false;
+    const bigStats = { reserved: 0 };
+    let buyingMs = 0;
+    let drainMs = 0;
+    if (buyers.length < MEASURED_SHARE * asked.length) {
+      const refused = asked.find((b) => b.status !== 200);
+      unmeasuredLine(buyMeasure, `not measured: ${fmt(asked.length - buyers.length)} of ${fmt(asked.length)} buyers got no order path (${refused?.status} ${refused?.code ?? ''})`.replace(' )', ')'));
+    } else {
+      let nextBuyer = 0;
+      const t0 = performance.now();
+      const m = await cpuDuring(pid, () => cannon(base, p.connections, p.duration, {
+        requests: [{
+          method: 'POST',
+          setupRequest: (req) => {
+            const b = buyers[nextBuyer++ % buyers.length];
+            return { ...req, path: `/api/sales/${bigId}/buy/${b.path}`, body: '{"quantity":1}', headers: { 'content-type': 'application/json', authorization: `Bearer ${b.token}` } };
+          },
+        }],
+      }));
+      buyingMs = performance.now() - t0;
+      const buy = { ...m.value, cpuUs: m.cpuUs };
+      drainMs = await settle(api, adminKey, bigId);
+      Object.assign(bigStats, (await api.patient('GET', `/api/admin/sales/${bigId}`, adminKey)).body.stats);
+      const probed = await codeOf(buy, 202, () => api.call('POST', `/api/sales/${bigId}/buy/${buyers[0].path}`, buyers[0].token, { quantity: 1 }));
+      buyMeasured = httpLine(buyMeasure, buy, 202, probed, { ratio: o.redis ? 0.5 : 0.6, p99: 25, cpu: remote ? null : o.redis ? 150 : 100 },
+        `${fmt(bigStats.reserved)} reserved, ${fmt(buy.non2xx)} non-2xx, ${buy.errors} errors`);
+    }
+    const writtenMeasure = 'orders written while buying (bounded by the buy rate)';
+    if (buyMeasured) {
+      lines.push({
+        measure: writtenMeasure,
+        seckill: `${fmt(bigStats.reserved / ((buyingMs + drainMs) / 1000))} orders/s`,
+        baseline: '',
+        ratio: '',
+        cpu: '',
+        target: '',
+        note: `writer drained ${fmt(drainMs)} ms after the load stopped${o.database ? '' : ' (embedded: written before each 202)'}`,
+        measured: true,
+        cpuUsPerRequest: null,
+      });
+    } else {
+      // Follows from the buy path: not a second reason to fail.
+      lines.push({ measure: writtenMeasure, seckill: '', baseline: '', ratio: '', cpu: '', target: '', note: 'not measured: the buy path measured nothing', measured: false, cpuUsPerRequest: null });
+    }
     if (o.redis && o.database && !o.target) {
       // The writers' own capacity: a backlog put straight into a sale's stream, timed until drained.
       log('order writer capacity …');
-      const cap = await writerCapacity(api, adminKey, o.redis, `bench${process.pid}`, 50_000);
+      const cap = await writerCapacity(api, adminKey, o.redis, `bench${process.pid}`, 50_000, createSale);
       lines.push({
         measure: 'order writers drain a 50,000-order stream backlog into PostgreSQL',
         seckill: `${fmt(cap)} orders/s`,
         baseline: `${fmt(pgRows)} rows/s`,
         ratio: fmt(cap / pgRows, 2),
+        cpu: '',
         target: `≥ 20,000/s and ≥ 0.5× ${cap >= 20_000 && cap >= 0.5 * pgRows ? '✓' : '✗'}`,
         note: `${o.workers} process(es), batches of up to 1,000 in one transaction each`,
+        measured: true,
+        cpuUsPerRequest: null,
       });
     }
 
     // The sale itself.
     log(`flash sale: ${fmt(p.units)} units, ${fmt(p.users)} users …`);
-    const run = await simulateSale(api, adminKey, userSecret, p);
+    const sim = await cpuDuring(pid, () => simulateSale(api, adminKey, userSecret, p, (id) => created.push(id)));
+    const run = sim.value;
     const inv = await checkInvariants(api, adminKey, run.saleId, run.stock, run.perUserLimit, run.accepted);
     failures = inv.failures;
+    checkedNothing = inv.rows === 0 && run.accepted.length === 0;
     const units = run.accepted.reduce((a, x) => a + x.quantity, 0);
     const lat = run.latency.summary();
     const soldOut = run.soldOutMs;
-    lines.push({
-      measure: `flash sale: ${fmt(p.units)} units, ${fmt(p.users)} users${p.soakSeconds ? `, ${p.soakSeconds} s soak` : ''}`,
-      seckill: soldOut !== null ? `sold out in ${fmt(soldOut)} ms` : `${fmt(units)} units reserved`,
-      baseline: '',
-      ratio: '',
-      target: p.name === 'sale' ? `sold out < 1 s ${soldOut !== null && soldOut < 1000 ? '✓' : '✗'}` : '',
-      note: `${fmt(run.requests)} requests in ${fmt(run.durationMs / 1000, 2)} s (${fmt(run.requests / (run.durationMs / 1000))} req/s); ` +
-        `${fmt(units / ((soldOut ?? run.durationMs) / 1000))} reservations/s; latency p50 ${lat.p50} / p90 ${lat.p90} / p99 ${lat.p99} / max ${lat.max} ms; ` +
-        `${run.paid} paid; writer drained in ${fmt(inv.drainMs)} ms; invariants ${inv.ok ? 'hold' : 'FAIL'}`,
-    });
-    const summary = { outcomes: run.outcomes, invariants: inv, latency: lat };
-    write(o.out, `${o.redis ? 'distributed' : o.target ? 'target' : 'embedded'}-${p.name}`, p, mode, lines, summary);
+    const saleMeasure = `flash sale: ${fmt(p.units)} units, ${fmt(p.users)} users${p.soakSeconds ? `, ${p.soakSeconds} s soak` : ''}`;
+    const limited = run.outcomes.rate_limited ?? 0;
+    const invText = checkedNothing ? 'invariants: checked nothing (no order reserved)' : `invariants ${inv.ok ? 'hold' : 'FAIL'}`;
+    const outcomes = Object.entries(run.outcomes).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+    if (units === 0) unmeasuredLine(saleMeasure, `not measured: no unit was reserved (${outcomes}); ${invText}`);
+    else if (limited > (1 - MEASURED_SHARE) * run.requests) unmeasuredLine(saleMeasure, `not measured: ${fmt(limited)} of ${fmt(run.requests)} answers were 429 rate_limited; ${invText}`);
+    else {
+      lines.push({
+        measure: saleMeasure,
+        seckill: soldOut !== null ? `sold out in ${fmt(soldOut)} ms` : `${fmt(units)} units reserved`,
+        baseline: '',
+        ratio: '',
+        ...cpuCell(sim.cpuUs, run.requests, remote),
+        target: p.name === 'sale' ? `sold out < 1 s ${soldOut !== null && soldOut < 1000 ? '✓' : '✗'}` : '',
+        note: `${fmt(run.requests)} requests in ${fmt(run.durationMs / 1000, 2)} s (${fmt(run.requests / (run.durationMs / 1000))} req/s); ` +
+          `${fmt(units / ((soldOut ?? run.durationMs) / 1000))} reservations/s; latency p50 ${lat.p50} / p90 ${lat.p90} / p99 ${lat.p99} / max ${lat.max} ms; ` +
+          `${run.paid} paid; writer drained in ${fmt(inv.drainMs)} ms; ${invText}`,
+        measured: true,
+      });
+    }
+    summary = { outcomes: run.outcomes, invariants: { ...inv, checkedNothing }, latency: lat, notMeasured };
   } finally {
+    const archived = await archiveSales(api, adminKey, created, log);
+    if (summary) summary.archived = archived;
     await api.close();
     await server?.stop();
   }
+  if (notMeasured.length > 0) {
+    // A run with a measure that measured nothing (rate limits on, a broken setup) is no comparison:
+    // its figures stay, but no ratio or verdict is printed that could be read as the run's result.
+    for (const l of lines) {
+      if (l.ratio === '') continue;
+      l.ratio = '';
+      l.target = '';
+      l.note = `${l.note}; no ratio: another measure of this run measured nothing`;
+    }
+  }
+  write(o.out, `${o.redis ? 'distributed' : o.target ? 'target' : 'embedded'}-${p.name}`, p, mode, lines, summary);
   if (failures.length > 0) {
     log(`INVARIANTS FAILED:\n  ${failures.join('\n  ')}`);
     return 1;
   }
-  log('invariants hold');
-  return 0;
+  log(checkedNothing ? 'invariants: checked nothing (no order was reserved)' : 'invariants hold');
+  if (notMeasured.length > 0) {
+    log(`NOT MEASURED (no figure, no ratio for these):\n  ${notMeasured.join('\n  ')}`);
+    return 2;
+  }
+  return checkedNothing ? 2 : 0;
+}
+
+const answeredOf = (f: HttpFigures) => Object.values(f.statuses).reduce((a, n) => a + n, 0);
+
+/** End, then archive, every sale the run created (archive takes ended or never-opened sales only). */
+async function archiveSales(api: Api, adminKey: string, ids: readonly string[], log: (s: string) => void): Promise<string[]> {
+  const done: string[] = [];
+  for (const id of ids) {
+    try {
+      await api.patient('POST', `/api/admin/sales/${id}/end`, adminKey, {});
+      const r = await api.patient('POST', `/api/admin/sales/${id}/archive`, adminKey, {});
+      if (r.status === 200) done.push(id);
+      else log(`bench sale ${id} not archived: ${r.status} ${JSON.stringify(r.body)}`);
+    } catch (err) {
+      log(`bench sale ${id} not archived: ${(err as Error).message}`);
+    }
+  }
+  log(`archived ${done.length} of ${ids.length} bench sales`);
+  return done;
 }
 
 /**
@@ -219,9 +392,8 @@ export async function runBench(o: BenchOptions): Promise<number> {
  * Redis (as the reserve script would) and time how long the running writers need to put them
  * all into PostgreSQL.
  */
-async function writerCapacity(api: Api, adminKey: string, redisUrl: string, prefix: string, n: number): Promise<number> {
-  const sale = await api.call('POST', '/api/admin/sales', adminKey, { name: 'bench writer', priceCents: 1, stock: 10_000_000, startsAt: new Date(Date.now() - 1000).toISOString() });
-  const saleId: string = sale.body.id;
+async function writerCapacity(api: Api, adminKey: string, redisUrl: string, prefix: string, n: number, createSale: (body: Record<string, unknown>) => Promise<string>): Promise<number> {
+  const saleId = await createSale({ name: 'bench writer', priceCents: 1, stock: 10_000_000, startsAt: new Date(Date.now() - 1000).toISOString() });
   const keys = new RedisKeys(prefix);
   const redis = new Redis(redisUrl);
   const now = Date.now();
@@ -243,11 +415,10 @@ function write(dir: string, name: string, p: Profile, mode: string, lines: Line[
   fs.mkdirSync(dir, { recursive: true });
   const date = new Date().toISOString();
   const head = `seckill bench --profile ${p.name} (${mode}), ${date}, Node ${process.version}, ${os.cpus().length} cores, load generator on the same machine`;
-  const cols: (keyof Line)[] = ['measure', 'seckill', 'baseline', 'ratio', 'target', 'note'];
   const md = [
-    `| ${cols.join(' | ')} |`,
-    `| ${cols.map(() => '---').join(' | ')} |`,
-    ...lines.map((l) => `| ${cols.map((c) => String(l[c])).join(' | ')} |`),
+    `| ${COLUMNS.map((c) => c.title).join(' | ')} |`,
+    `| ${COLUMNS.map(() => '---').join(' | ')} |`,
+    ...lines.map((l) => `| ${COLUMNS.map((c) => String(l[c.key])).join(' | ')} |`),
   ].join('\n');
   fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ date, profile: p, mode, lines, summary }, null, 2) + '\n');
   fs.writeFileSync(path.join(dir, `${name}.md`), `${head}\n\n${md}\n`);

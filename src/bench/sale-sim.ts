@@ -33,10 +33,10 @@ export interface SaleRun {
  * In the soak profile buyers keep coming for a while, half of them pay, the rest expire and
  * their stock is sold again.
  */
-export async function simulateSale(api: Api, adminKey: string, userSecret: string, p: Profile): Promise<SaleRun> {
+export async function simulateSale(api: Api, adminKey: string, userSecret: string, p: Profile, onCreated: (saleId: string) => void = () => undefined): Promise<SaleRun> {
   const openInMs = 2000;
   const startsAt = Date.now() + openInMs;
-  const created = await api.call('POST', '/api/admin/sales', adminKey, {
+  const created = await api.patient('POST', '/api/admin/sales', adminKey, {
     name: `bench ${p.name}`,
     priceCents: 999,
     stock: p.units,
@@ -47,6 +47,7 @@ export async function simulateSale(api: Api, adminKey: string, userSecret: strin
   });
   if (created.status !== 201) throw new Error(`create sale: ${created.status} ${JSON.stringify(created.body)}`);
   const saleId: string = created.body.id;
+  onCreated(saleId);
 
   const sign = createSigner({ key: userSecret, algorithm: 'HS256', expiresIn: 3600_000 });
   const tokens = Array.from({ length: p.users }, (_, i) => sign({ sub: `bench-${saleId}-${i}` }));

@@ -70,6 +70,19 @@ export class Api {
     return { status: res.statusCode, body: text ? JSON.parse(text) : null, retryAfter: Number(res.headers['retry-after'] ?? 0) };
   }
 
+  /**
+   * The bench's own bookkeeping calls (create, stats, order lists, end, archive): a 429 or 503 is
+   * waited out (Retry-After) a few times, so that a target's rate limit refuses the measures, which
+   * say so, not the bench's setup and clean-up.
+   */
+  async patient(method: string, url: string, token: string | null, body?: unknown): ReturnType<Api['call']> {
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.call(method, url, token, body);
+      if ((r.status !== 429 && r.status !== 503) || attempt >= 8) return r;
+      await new Promise((res) => setTimeout(res, Math.max(1, r.retryAfter) * 1000));
+    }
+  }
+
   close(): Promise<void> {
     return this.agent.close();
   }
