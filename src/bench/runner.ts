@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { RedisKeys } from '../stores/redis/keys.js';
 import { signUserToken } from '../gateway/auth.js';
 import { cpuDuring } from './cpu.js';
+import { answeredOf, cpuCell, fmt, MEASURED_SHARE, unmeasured } from './measured.js';
 import { bareHttp, cannon, pgBatchedInsert, redisEvalsha, type HttpFigures } from './baselines.js';
 import { checkInvariants, settle } from './invariants.js';
 import { PROFILES, type Profile } from './profiles.js';
@@ -53,37 +54,6 @@ const COLUMNS: { key: keyof Line; title: string }[] = [
   { key: 'target', title: 'target' },
   { key: 'note', title: 'note' },
 ];
-
-/** Share of a measure's answers that must be the answer it measures, or it counts as not measured. */
-const MEASURED_SHARE = 0.99;
-
-const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-
-/**
- * Null when (nearly) every answer of the measure was `expected`; else why it measured nothing,
- * naming the most frequent other answer (and its error code when `codeOf` knows it).
- */
-function unmeasured(f: HttpFigures, expected: number, codeOf?: (status: number) => string | undefined): string | null {
-  const answered = Object.values(f.statuses).reduce((a, n) => a + n, 0);
-  const asked = answered + f.errors;
-  if (asked === 0) return 'not measured: no request was answered';
-  const good = f.statuses[String(expected)] ?? 0;
-  if (good >= MEASURED_SHARE * asked) return null;
-  const others = Object.entries(f.statuses).filter(([code]) => code !== String(expected)).sort((a, b) => b[1] - a[1]);
-  const [code, n] = others[0] ?? ['', 0];
-  if (f.errors >= n) return `not measured: ${fmt(f.errors)} of ${fmt(asked)} requests had no answer (connection errors or timeouts), ${fmt(good)} answered ${expected}`;
-  const name = codeOf?.(Number(code));
-  return `not measured: ${fmt(n)} of ${fmt(asked)} answers were ${code}${name ? ` ${name}` : ''} (expected ${expected})`;
-}
-
-/** The CPU cell and value: µs per answered request, or why there is none. */
-function cpuCell(cpuUs: number | null, answered: number, remote: boolean): { cpu: string; cpuUsPerRequest: number | null } {
-  if (remote) return { cpu: 'not measured (remote target)', cpuUsPerRequest: null };
-  if (cpuUs === null) return { cpu: 'not measured (no /proc)', cpuUsPerRequest: null };
-  if (answered === 0) return { cpu: '', cpuUsPerRequest: null };
-  const per = cpuUs / answered;
-  return { cpu: fmt(per), cpuUsPerRequest: Math.round(per * 10) / 10 };
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -367,8 +337,6 @@ export async function runBench(o: BenchOptions): Promise<number> {
   }
   return checkedNothing ? 2 : 0;
 }
-
-const answeredOf = (f: HttpFigures) => Object.values(f.statuses).reduce((a, n) => a + n, 0);
 
 /** End, then archive, every sale the run created (archive takes ended or never-opened sales only). */
 async function archiveSales(api: Api, adminKey: string, ids: readonly string[], log: (s: string) => void): Promise<string[]> {
