@@ -515,6 +515,7 @@ function renderLive(d) {
   }
   const total = Object.values(stats.requests).reduce((a, b) => a + b, 0);
   el.kNote.textContent = `${num(total)} buy requests so far · cancelled ${num(stats.cancelled)}` +
+    (stats.refunded ? ` · refunded ${num(stats.refunded)}` : '') +
     (stats.pendingWrites ? ` · ${num(stats.pendingWrites)} decided orders not yet in the database` : '') +
     ` · updated ${time(d.serverTime)}`;
   drawCharts();

@@ -27,7 +27,7 @@
  * @typedef {{
  *   sale: AdminSale,
  *   serverTime: string,
- *   stats: { stock: number, reserved: number, paid: number, expired: number, cancelled: number,
+ *   stats: { stock: number, reserved: number, paid: number, expired: number, cancelled: number, refunded?: number,
  *            available: number, pendingWrites: number, requests: Record<string, number> },
  *   writer: { ordersWritten: number, backlog: number, quarantined: number },
  *   soldOutAt: string | null,
