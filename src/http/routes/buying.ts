@@ -4,7 +4,7 @@ import { SeckillError } from '../../domain/errors.js';
 import { orderJson, type Order } from '../../domain/order.js';
 import { iso } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
-import type { BuyService } from '../../services/buy.js';
+import type { BuyRefusal, BuyService } from '../../services/buy.js';
 import type { Actor } from '../../services/order-service.js';
 import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
@@ -28,6 +28,11 @@ function expiresIso(ms: number): string {
   return lastExpiry.iso;
 }
 
+/** A refusal of the path or buy request; busy there comes from the operators' switch and says when to retry. */
+function refuseBuy(req: FastifyRequest, reply: FastifyReply, code: BuyRefusal) {
+  return refuse(req, reply, code, code === 'busy' ? SWITCH_RETRY_AFTER : undefined);
+}
+
 export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
   /** Open order-event streams per user. */
@@ -36,7 +41,7 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
       const result = await s.buying.path(req.params.saleId, bearer(req));
-      if (!result.ok) return refuse(req, reply, result.refusal, result.refusal === 'busy' ? SWITCH_RETRY_AFTER : undefined);
+      if (!result.ok) return refuseBuy(req, reply, result.refusal);
       reply.header('cache-control', 'no-store').type(JSON_TYPE);
       return JSON.stringify({ path: result.path });
     });
@@ -44,7 +49,7 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
     app.post('/api/sales/:saleId/buy/:path', { schema: { params: BuyParams, body: BuyBody } }, async (req, reply) => {
       const { saleId, path } = req.params;
       const result = await s.buying.buy({ saleId, path, token: bearer(req), quantity: req.body?.quantity ?? 1 });
-      if (!result.ok) return refuse(req, reply, result.refusal, result.refusal === 'busy' ? SWITCH_RETRY_AFTER : undefined);
+      if (!result.ok) return refuseBuy(req, reply, result.refusal);
       const { order } = result;
       // Serialized here, with the type fastify gives JSON: a string skips its serializer and hooks.
       reply.code(202).type(JSON_TYPE);
