@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { checkOrderInvariants } from '../../src/bench/invariants.js';
 import { buy, call, orderFacts, skipUnlessReady, startTestServer, userToken, type Reply, type TestServer } from '../support/server.js';
 
-// Embedded, or with SECKILL_TEST_MODE=distributed 3 processes on Redis and PostgreSQL (test/helpers.ts).
+// Embedded, or with SECKILL_TEST_MODE=distributed 3 processes on Redis and PostgreSQL (test/support/server.ts).
 const skip = await skipUnlessReady();
 
 interface Outcome {

@@ -29,7 +29,7 @@ import {
 // Plumbing
 
 // The same suite runs embedded and, with SECKILL_TEST_MODE=distributed, against 3 processes on
-// Redis and PostgreSQL (test/helpers.ts); distributed without those services, it is skipped.
+// Redis and PostgreSQL (test/support/server.ts); distributed without those services, it is skipped.
 const skip = await skipUnlessReady();
 
 /** Every response body this suite saw, to check at the end that none leaks a stack trace. */

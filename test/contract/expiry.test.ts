@@ -7,7 +7,7 @@ import { buy, call, checkInvariants, skipUnlessReady, startTestServer, userToken
 /** Waits for the sweeper: it runs every 50 ms, but on a loaded machine late. Only a hang must fail. */
 const PATIENCE_MS = 30_000;
 
-// Embedded, or with SECKILL_TEST_MODE=distributed 3 processes on Redis and PostgreSQL (test/helpers.ts).
+// Embedded, or with SECKILL_TEST_MODE=distributed 3 processes on Redis and PostgreSQL (test/support/server.ts).
 const skip = await skipUnlessReady();
 
 describe('reservation expiry', { skip }, () => {

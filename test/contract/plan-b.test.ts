@@ -138,7 +138,7 @@ test('overload: thousands of concurrent buyers; sheds with 503 busy, bounded mem
   });
   // Many connections: the server must see the storm, not a client-side queue.
   const CONCURRENCY = 2000;
-  // Idle connections dropped after 1 s, before seckill closes them (see test/helpers.ts `agent`).
+  // Idle connections dropped after 1 s, before seckill closes them (see `agent` in test/support/client.ts).
   const storm = new Agent({ connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000, connect: { timeout: PATIENCE_MS } });
   try {
     const STOCK = 1_000_000;

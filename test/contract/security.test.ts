@@ -123,7 +123,7 @@ function allKeys(v: unknown, out = new Set<string>()): Set<string> {
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
 // ---------------------------------------------------------------------------------------------
-// Servers: one shared (no rate limits, as test/helpers.ts starts it) and one in demo mode, where
+// Servers: one shared (no rate limits, as testEnv in test/support/launcher.ts sets it) and one in demo mode, where
 // users may pay their own orders (so the pay route can be tried across users).
 
 let srv: TestServer;

@@ -332,7 +332,7 @@ export function checkAnswers(records: BuyRecord[], rows: DbOrder[], stock: numbe
   }
 }
 
-/** Invariants 1–2 from the rows (test/helpers.ts), returns units held. */
+/** Invariants 1–2 from the rows (checkInvariants, test/support/server.ts), returns units held. */
 export function invariants(rows: OrderRow[], stock: number, limit: number): number {
   return checkInvariants(rows, stock, limit).held;
 }
