@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Type, type Static } from 'typebox';
 import { ConfigError, validateEnv } from './errors.js';
 import { parseWebEnv, type WebConfig } from './shop.js';
+import { parseSinksEnv, type SinksSettings } from '../sinks/config.js';
 
 /** An on/off switch: 1/0, true/false, yes/no. */
 const Flag = (dflt: boolean) =>
@@ -94,6 +95,15 @@ const EnvSchema = Type.Object({
   SECKILL_CORS_ORIGINS: Type.Optional(Type.String()),
   /** Origins that may frame the buyers' pages (CSP frame-ancestors); unset: none. */
   SECKILL_FRAME_ANCESTORS: Type.Optional(Type.String()),
+  /** Intended purchases (buyers refused as sold out, kept for the sales team): on (default) or off. */
+  SECKILL_INTEREST: Type.Union(['on', 'off', '1', '0', 'true', 'false', 'yes', 'no'].map((v) => Type.Literal(v)), { default: 'on' }),
+  /** Event sinks of the outbox relay (checked further in src/sinks/config.ts; docs/integrating.md). */
+  SECKILL_AMQP_URL: Type.Optional(Type.String({ minLength: 1 })),
+  SECKILL_AMQP_EXCHANGE: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,255}$', default: 'seckill' }),
+  SECKILL_NATS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  SECKILL_NATS_STREAM: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'SECKILL' }),
+  SECKILL_WEBHOOK_URLS: Type.Optional(Type.String()),
+  SECKILL_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 32 })),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -136,6 +146,10 @@ export interface Config {
   allowTokensWithoutExp: boolean;
   /** The shop's branding, money, login and checkout; CORS origins; frame ancestors (shop.ts). */
   web: WebConfig;
+  /** SECKILL_INTEREST: record buyers refused because a sale is sold out. */
+  interest: boolean;
+  /** Where the outbox relay publishes events: AMQP, NATS JetStream, webhooks (src/sinks/config.ts). */
+  sinks: SinksSettings;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_MS): pause between commit and XACK. */
   testWriterPauseMs: number;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS): pause between read and commit. */
@@ -155,6 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (paymentsKeys.some((k) => admin.has(k))) {
     problems.push('SECKILL_PAYMENTS_KEYS holds a key that is also an admin key (SECKILL_ADMIN_KEY or SECKILL_ADMIN_KEYS): each key has one scope.');
   }
+  const sinks = parseSinksEnv(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: e.PORT,
@@ -189,6 +204,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(e.SECKILL_TRUST_PROXY),
     allowTokensWithoutExp: on(e.SECKILL_ALLOW_TOKENS_WITHOUT_EXP),
     web: parseWebEnv(e),
+    interest: e.SECKILL_INTEREST === 'on' || on(e.SECKILL_INTEREST),
+    sinks,
     testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
     testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
   };
