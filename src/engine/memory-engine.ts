@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { newOrderId } from '../domain/order-id.js';
 import { SeckillError } from '../domain/errors.js';
 import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
@@ -65,7 +65,7 @@ export class MemoryStockEngine implements StockEngine {
     s.available -= quantity;
     s.holdings.set(userId, held + quantity);
     const order: Order = {
-      orderId: uuidv7(),
+      orderId: newOrderId(),
       saleId: sale.id,
       userId,
       quantity,
