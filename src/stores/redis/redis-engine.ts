@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
-import { v7 as uuidv7 } from 'uuid';
+import { newOrderId } from '../../domain/order-id.js';
 import { SeckillError } from '../../domain/errors.js';
 import type { Order } from '../../domain/order.js';
 import type { Sale } from '../../domain/sale.js';
@@ -101,7 +101,7 @@ export class RedisStockEngine implements StockEngine {
   }
 
   async reserve(sale: Sale, userId: string, quantity: number, now: number): Promise<ReserveResult> {
-    const orderId = uuidv7();
+    const orderId = newOrderId();
     let offset: number;
     try {
       offset = await this.clockOffset();
