@@ -1,3 +1,4 @@
+import type { OutboxEvent } from '../domain/events.js';
 import type { Order, OrderStatus } from '../domain/order.js';
 import type { Sale, SaleAuditEntry, SaleFields } from '../domain/sale.js';
 import type { Transition } from '../domain/transition.js';
@@ -55,11 +56,77 @@ export interface OrderRecords {
   dueForExpiry(now: number, limit: number): Promise<Order[]>;
 }
 
+/** An outbox event with its position (the order it was written in). */
+export interface PendingEvent extends OutboxEvent {
+  pos: number;
+}
+
+/** An event the relay gave up on for one sink. */
+export interface DeadLetter extends PendingEvent {
+  deadAt: number;
+  attempts: number;
+  error: string | null;
+}
+
+/** One sink's view of the outbox. */
+export interface OutboxSinkStats {
+  sink: string;
+  /** Events not yet sent nor dead for this sink. */
+  backlog: number;
+  /** `at` of the oldest of them (epoch ms), or null. */
+  oldestPendingAt: number | null;
+  /** Events sent to this sink and still kept (pruning removes them). */
+  sent: number;
+  dead: number;
+}
+
+/**
+ * The outbox (issue 13). Order events are written by the order writes themselves (insertOrders,
+ * transition, applyBatch), in their transaction; a sink's delivery state is kept per (sink, event),
+ * so a sink configured later still finds every event kept.
+ */
+export interface OutboxRecords {
+  /** Events not tied to an order write (`sale.interest`); an id already there is left as it is. */
+  appendEvents(events: OutboxEvent[]): Promise<void>;
+  /**
+   * Up to `limit` events neither sent nor dead for `sink`, oldest first, leaving out every event
+   * whose predecessor (same key, seq − 1) is kept and not yet sent to that sink.
+   */
+  pendingEvents(sink: string, limit: number): Promise<PendingEvent[]>;
+  /** Record the events as sent to `sink` (after it confirmed them). */
+  markSent(sink: string, ids: string[], at: number): Promise<void>;
+  markDead(sink: string, id: string, attempts: number, error: string, at: number): Promise<void>;
+  /** The sink's dead letters, oldest first. */
+  deadLetters(sink: string, limit: number): Promise<DeadLetter[]>;
+  /** Make dead letters pending again (all of the sink's, or those ids); returns how many. */
+  redrive(sink: string, ids?: string[]): Promise<number>;
+  /**
+   * Delete up to `limit` events written before `before` that every sink of `sinks` was sent (with
+   * no sink: by age alone), with their delivery rows. Returns how many.
+   */
+  pruneEvents(before: number, sinks: string[], limit: number): Promise<number>;
+  outboxStats(sinks: string[]): Promise<OutboxSinkStats[]>;
+  /** Every event of a key (an order id, a sale id), by seq: for checks and the admin API. */
+  eventsOf(key: string): Promise<PendingEvent[]>;
+}
+
+/**
+ * Who may relay one sink's events now: one holder at a time across processes. Embedded mode's
+ * data-dir lock already makes this process the only one, so its lease is always held.
+ */
+export interface RelayLease {
+  /** Try to take (or confirm) the lease; false while another process holds it. */
+  acquire(): Promise<boolean>;
+  /** Whether the lease is still held (false once its connection was lost). */
+  held(): boolean;
+  release(): Promise<void>;
+}
+
 /**
  * The database of record: the one seam every store implements (SQLite embedded, PostgreSQL).
  * Methods are async so that PostgreSQL fits behind the same interface.
  */
-export interface RecordStore extends SaleRecords, OrderRecords {
+export interface RecordStore extends SaleRecords, OrderRecords, OutboxRecords {
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -8,9 +8,12 @@ import type { Transition } from '../../domain/transition.js';
 import { AmbiguousOutcome } from '../../domain/outcome.js';
 import { inTransaction } from './transaction.js';
 import { WriterFence, withRebuildFence } from './rebuild-fence.js';
-import type { OrderPage, SharedRecordStore, StatusTotals, WriterFenceHold } from '../record-store.js';
+import { orderEvent, type OutboxEvent } from '../../domain/events.js';
+import type { DeadLetter, OrderPage, OutboxSinkStats, PendingEvent, RelayLease, SharedRecordStore, StatusTotals, WriterFenceHold } from '../record-store.js';
+import { eventValues, eventsWithPredecessors, outboxSchema, toDeadLetter, toOutboxEvent, type DeadLetterRow, type OutboxEventRow } from '../sql/rows.js';
+import { PgRelayLease } from './relay-lease.js';
 import { ADDED_COLUMNS, ORDER_COLUMNS, SCHEMA, auditValues, toAudit, type SaleAuditRow, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
-import { listOrdersQuery, statements, transitionStatement, updateSaleQuery } from '../sql/statements.js';
+import { listOrdersQuery, prunableQuery, statements, transitionStatement, updateSaleQuery } from '../sql/statements.js';
 
 // BIGINT columns hold epoch milliseconds and cents: well inside Number's exact range.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -26,6 +29,21 @@ function columns(orders: Order[]): SqlArg[][] {
 // PostgreSQL only: a whole batch in one statement (SQLite inserts row by row in one transaction).
 const UNNEST = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::text[])`;
 const COLS = `(${ORDER_COLUMNS.join(', ')})`;
+
+/** Outbox rows as arrays, for `unnest` (written_at last). */
+function eventColumns(events: OutboxEvent[], now: number): SqlArg[][] {
+  const rows = events.map((e) => [...eventValues(e), now]);
+  return Array.from({ length: 7 }, (_, i) => rows.map((r) => r[i]));
+}
+const EVENTS_FROM = (first: number) =>
+  `unnest($${first}::text[], $${first + 1}::text[], $${first + 2}::text[], $${first + 3}::int[], $${first + 4}::bigint[], $${first + 5}::text[], $${first + 6}::bigint[]) AS e(id, type, event_key, seq, at, body, written_at)`;
+const INSERT_EVENTS = `INSERT INTO outbox_events (id, type, event_key, seq, at, body, written_at) SELECT e.* FROM ${EVENTS_FROM(1)} ON CONFLICT (id) DO NOTHING`;
+/**
+ * How long a transaction may hold an outbox position before it commits (statement and
+ * idle-in-transaction timeouts end it well before): a sink's cursor does not pass newer events,
+ * so one committed late is still read.
+ */
+const CURSOR_HORIZON_MS = 60_000;
 
 export interface PgRecordStoreOptions {
   /**
@@ -126,6 +144,7 @@ export class PgRecordStore implements SharedRecordStore {
     try {
       await c.query('SELECT pg_advisory_lock(7411)');
       await c.query(SCHEMA);
+      await c.query(outboxSchema('postgres'));
       // A database from an older version: add the columns its tables lack.
       for (const a of ADDED_COLUMNS) await c.query(`ALTER TABLE ${a.table} ADD COLUMN IF NOT EXISTS ${a.column} ${a.definition}`);
     } finally {
@@ -189,7 +208,13 @@ export class PgRecordStore implements SharedRecordStore {
     if (refused) throw refused; // nothing sent: a definite failure
     const ids = orders.map((o) => o.orderId);
     await this.onOneBackend(
-      (c) => c.query(`INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING`, columns(orders)),
+      // One statement still: each order that is new gets its `order.reserved` in the outbox with it.
+      (c) => c.query(
+        `WITH o AS (INSERT INTO orders ${COLS} ${UNNEST} ON CONFLICT (order_id) DO NOTHING RETURNING order_id)
+         INSERT INTO outbox_events (id, type, event_key, seq, at, body, written_at) SELECT e.* FROM ${EVENTS_FROM(13)}
+         WHERE e.event_key IN (SELECT order_id FROM o) ON CONFLICT (id) DO NOTHING`,
+        [...columns(orders), ...eventColumns(orders.map((o) => orderEvent(o)), Date.now())],
+      ),
       async (q) => {
         const r = await q.query<{ order_id: string }>('SELECT order_id FROM orders WHERE order_id = ANY($1::text[])', [ids]);
         return new Set(r.rows.map((x) => x.order_id));
@@ -284,6 +309,10 @@ export class PgRecordStore implements SharedRecordStore {
           columns(changed),
         );
       }
+      // Their events in the same transaction. A change may come before its reservation, so it
+      // brings the events before it too; ids are stable, so a replayed batch adds nothing.
+      const events = [...created.map((o) => orderEvent(o)), ...changed.flatMap(eventsWithPredecessors)];
+      if (events.length > 0) await c.query(INSERT_EVENTS, eventColumns(events, Date.now()));
     });
   }
 
@@ -323,7 +352,15 @@ export class PgRecordStore implements SharedRecordStore {
   async transition(orderId: string, t: Transition, now: number): Promise<Order | null> {
     const { name, args } = transitionStatement(orderId, t, now);
     const r = await this.onOneBackend(
-      (c) => c.query<OrderRow>(SQL[name], args),
+      // The UPDATE and its event in one transaction; a lost reply (COMMIT's included) is settled
+      // from the order's row, which committed with its event or not at all.
+      async (c) => {
+        await c.query('BEGIN');
+        const u = await c.query<OrderRow>(SQL[name], args);
+        if (u.rows[0]) await c.query(INSERT_EVENTS, eventColumns([orderEvent(toOrder(u.rows[0]), t.to === 'cancelled' ? now : undefined)], Date.now()));
+        await c.query('COMMIT');
+        return u;
+      },
       async (q) => {
         const found = await q.query<OrderRow>(SQL.getOrder, [orderId]);
         return found.rows[0] ? toOrder(found.rows[0]) : null;
@@ -335,6 +372,85 @@ export class PgRecordStore implements SharedRecordStore {
   async dueForExpiry(now: number, limit: number): Promise<Order[]> {
     const r = await this.pool.query<OrderRow>(SQL.dueForExpiry, [now, limit]);
     return r.rows.map(toOrder);
+  }
+
+  async appendEvents(events: OutboxEvent[]): Promise<void> {
+    if (events.length > 0) await this.pool.query(INSERT_EVENTS, eventColumns(events, Date.now()));
+  }
+
+  async pendingEvents(sink: string, limit: number): Promise<PendingEvent[]> {
+    const r = await this.pool.query<OutboxEventRow>(SQL.pendingEvents, [sink, sink, sink, limit]);
+    return r.rows.map(toOutboxEvent);
+  }
+
+  async markSent(sink: string, ids: string[], at: number): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      await c.query(
+        `INSERT INTO outbox_deliveries (sink, event_id, state, at, attempts, error) SELECT $1, unnest($2::text[]), 'sent', $3, 0, NULL
+         ON CONFLICT (sink, event_id) DO UPDATE SET state = 'sent', at = excluded.at, attempts = 0, error = NULL`,
+        [sink, ids, at],
+      );
+      await this.advance(c, sink);
+    });
+  }
+
+  async markDead(sink: string, id: string, attempts: number, error: string, at: number): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      await c.query(SQL.markDelivery, [sink, id, 'dead', at, attempts, error]);
+      await this.advance(c, sink);
+    });
+  }
+
+  private async advance(c: pg.PoolClient, sink: string): Promise<void> {
+    await c.query(SQL.addCursor, [sink]);
+    await c.query(SQL.advanceCursor, [Date.now() - CURSOR_HORIZON_MS, sink]);
+  }
+
+  async deadLetters(sink: string, limit: number): Promise<DeadLetter[]> {
+    return (await this.pool.query<DeadLetterRow>(SQL.deadLetters, [sink, limit])).rows.map(toDeadLetter);
+  }
+
+  async redrive(sink: string, ids?: string[]): Promise<number> {
+    return inTransaction(this.pool, async (c) => {
+      const r = await c.query<{ pos: number }>(
+        `DELETE FROM outbox_deliveries d USING outbox_events e
+         WHERE d.sink = $1 AND d.state = 'dead' AND e.id = d.event_id AND ($2::text[] IS NULL OR d.event_id = ANY($2::text[]))
+         RETURNING e.pos`,
+        [sink, ids ?? null],
+      );
+      if (r.rows.length === 0) return 0;
+      const below = Math.min(...r.rows.map((x) => Number(x.pos))) - 1;
+      await c.query(SQL.lowerCursor, [below, sink, below]);
+      return r.rows.length;
+    });
+  }
+
+  async pruneEvents(before: number, sinks: string[], limit: number): Promise<number> {
+    const q = prunableQuery('postgres', before, sinks, limit);
+    return inTransaction(this.pool, async (c) => {
+      const ids = (await c.query<{ id: string }>(q.text, q.args)).rows.map((r) => r.id);
+      if (ids.length === 0) return 0;
+      await c.query('DELETE FROM outbox_deliveries WHERE event_id = ANY($1::text[])', [ids]);
+      await c.query('DELETE FROM outbox_events WHERE id = ANY($1::text[])', [ids]);
+      return ids.length;
+    });
+  }
+
+  async outboxStats(sinks: string[]): Promise<OutboxSinkStats[]> {
+    return Promise.all(sinks.map(async (sink) => {
+      const b = (await this.pool.query<{ n: string; oldest: number | null }>(SQL.backlog, [sink, sink])).rows[0];
+      const counts = new Map((await this.pool.query<{ state: string; n: string }>(SQL.deliveryCounts, [sink])).rows.map((r) => [r.state, Number(r.n)]));
+      return { sink, backlog: Number(b?.n ?? 0), oldestPendingAt: b?.oldest ?? null, sent: counts.get('sent') ?? 0, dead: counts.get('dead') ?? 0 };
+    }));
+  }
+
+  async eventsOf(key: string): Promise<PendingEvent[]> {
+    return (await this.pool.query<OutboxEventRow>(SQL.eventsOf, [key])).rows.map(toOutboxEvent);
+  }
+
+  /** The relay's lease on one sink: an advisory lock held by a connection of its own. */
+  relayLease(sink: string): RelayLease {
+    return new PgRelayLease(this.connectionString, sink, this.log);
   }
 
   async ping(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Order, OrderStatus } from '../../domain/order.js';
 import type { Sale, SaleAuditAction, SaleAuditEntry, SaleField, SaleFields } from '../../domain/sale.js';
-import type { OrderPage, StatusTotals } from '../record-store.js';
+import type { DeadLetter, OrderPage, PendingEvent, StatusTotals } from '../record-store.js';
+import { orderEvent, type EventType, type OutboxEvent } from '../../domain/events.js';
 
 // The one schema and row mapping of both databases of record (SQLite embedded, PostgreSQL
 // distributed): the SQL below is valid in both. Rows become orders and sales here and nowhere
@@ -236,3 +237,87 @@ export async function* pagedOrders(
   }
 }
 
+// The outbox (issue 13): every order event, written in the transaction of the change it
+// describes, and what each sink has been sent. Sinks are not known when an event is written: a
+// sink's delivery row appears when the relay sent (or gave up on) the event for it, and a
+// sink's cursor says below which position it has nothing left to look at.
+
+/** The outbox tables; only the position column is written differently by the two dialects. */
+export function outboxSchema(dialect: 'sqlite' | 'postgres'): string {
+  const pos = dialect === 'sqlite' ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY';
+  return `
+CREATE TABLE IF NOT EXISTS outbox_events (
+  pos ${pos},
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  event_key TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  at BIGINT NOT NULL,
+  body TEXT NOT NULL,
+  written_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_events_key ON outbox_events (event_key, seq);
+CREATE INDEX IF NOT EXISTS outbox_events_written ON outbox_events (written_at);
+CREATE TABLE IF NOT EXISTS outbox_deliveries (
+  sink TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  attempts INTEGER NOT NULL,
+  error TEXT,
+  PRIMARY KEY (sink, event_id)
+);
+CREATE INDEX IF NOT EXISTS outbox_deliveries_event ON outbox_deliveries (event_id);
+CREATE TABLE IF NOT EXISTS outbox_cursors (
+  sink TEXT PRIMARY KEY,
+  pos BIGINT NOT NULL
+);
+`;
+}
+
+export interface OutboxEventRow {
+  pos: number | string;
+  id: string;
+  type: EventType;
+  event_key: string;
+  seq: number;
+  at: number;
+  body: string;
+  written_at: number;
+}
+
+export interface DeadLetterRow extends OutboxEventRow {
+  dead_at: number;
+  attempts: number;
+  error: string | null;
+}
+
+/** An event's columns but the position and written_at, in the order the inserts bind them. */
+export const OUTBOX_COLUMNS = ['id', 'type', 'event_key', 'seq', 'at', 'body'] as const;
+
+export function eventValues(e: OutboxEvent): SqlArg[] {
+  return [e.id, e.type, e.key, e.seq, e.at, e.body];
+}
+
+export function toOutboxEvent(r: OutboxEventRow): PendingEvent {
+  return { pos: Number(r.pos), id: r.id, type: r.type, key: r.event_key, seq: r.seq, at: Number(r.at), body: r.body };
+}
+
+export function toDeadLetter(r: DeadLetterRow): DeadLetter {
+  return { ...toOutboxEvent(r), deadAt: Number(r.dead_at), attempts: r.attempts, error: r.error };
+}
+
+/**
+ * The events an order write puts in the outbox: its current status's, and, for a change that may
+ * be written before its reservation (distributed mode's batches), the events before it, as the
+ * order was then. Their ids are stable, so writing one twice adds nothing.
+ */
+export function eventsWithPredecessors(o: Order): OutboxEvent[] {
+  const out: OutboxEvent[] = [];
+  if (o.status !== 'reserved') {
+    out.push(orderEvent({ ...o, status: 'reserved', paidAt: null, paymentRef: null, refundedAt: null, refundReason: null }));
+  }
+  if (o.status === 'refunded') out.push(orderEvent({ ...o, status: 'paid', refundedAt: null, refundReason: null }));
+  out.push(orderEvent(o));
+  return out;
+}

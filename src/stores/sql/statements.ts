@@ -1,7 +1,7 @@
 import type { OrderStatus } from '../../domain/order.js';
 import type { Transition } from '../../domain/transition.js';
 import type { SaleFields } from '../../domain/sale.js';
-import { AUDIT_COLUMNS, ORDER_COLUMNS, SALE_COLUMNS, saleFieldValues, type SqlArg } from './rows.js';
+import { AUDIT_COLUMNS, ORDER_COLUMNS, OUTBOX_COLUMNS, SALE_COLUMNS, saleFieldValues, type SqlArg } from './rows.js';
 
 // The statements both databases of record run, written once. They are portable SQL with `?`
 // placeholders; PostgreSQL's driver wants `$1, $2, …`, so each store renders them for its dialect
@@ -48,7 +48,56 @@ const SHARED = {
   toRefunded: `UPDATE orders SET status = 'refunded', refunded_at = ?, refund_reason = ? WHERE order_id = ? AND status = 'paid' RETURNING *`,
 
   ping: 'SELECT 1',
+
+  // The outbox (rows.ts outboxSchema). An event's position orders it; a sink's cursor is the
+  // position up to which it has nothing left to read (sent or dead), so reads start there.
+  insertEvent: `INSERT INTO outbox_events (${OUTBOX_COLUMNS.join(', ')}, written_at) VALUES (${marks(OUTBOX_COLUMNS.length + 1)}) ON CONFLICT (id) DO NOTHING`,
+  // Neither sent nor dead for the sink, and not behind a predecessor (same key, seq − 1) that is
+  // kept and not sent to it: an order's events leave in their order, and a dead one holds the later ones.
+  pendingEvents: `SELECT e.* FROM outbox_events e
+    WHERE e.pos > COALESCE((SELECT c.pos FROM outbox_cursors c WHERE c.sink = ?), 0)
+      AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.sink = ? AND d.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM outbox_events p WHERE p.event_key = e.event_key AND p.seq = e.seq - 1
+        AND NOT EXISTS (SELECT 1 FROM outbox_deliveries s WHERE s.sink = ? AND s.event_id = p.id AND s.state = 'sent'))
+    ORDER BY e.pos LIMIT ?`,
+  // args: sink, event id, state, at, attempts, error
+  markDelivery: `INSERT INTO outbox_deliveries (sink, event_id, state, at, attempts, error) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (sink, event_id) DO UPDATE SET state = excluded.state, at = excluded.at, attempts = excluded.attempts, error = excluded.error`,
+  addCursor: 'INSERT INTO outbox_cursors (sink, pos) VALUES (?, 0) ON CONFLICT (sink) DO NOTHING',
+  // Up to just before the first event after the cursor that is not done for the sink, or was
+  // written after `?` (PostgreSQL: a transaction that took an earlier position may commit later).
+  // args: horizon, sink
+  advanceCursor: `UPDATE outbox_cursors SET pos = COALESCE(
+      (SELECT MIN(e.pos) - 1 FROM outbox_events e WHERE e.pos > outbox_cursors.pos AND (e.written_at >= ?
+        OR NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.sink = outbox_cursors.sink AND d.event_id = e.id))),
+      (SELECT MAX(e.pos) FROM outbox_events e WHERE e.pos > outbox_cursors.pos),
+      pos)
+    WHERE sink = ?`,
+  // args: new position, sink, new position
+  lowerCursor: 'UPDATE outbox_cursors SET pos = ? WHERE sink = ? AND pos > ?',
+  deadLetters: `SELECT e.*, d.at AS dead_at, d.attempts, d.error FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id
+    WHERE d.sink = ? AND d.state = 'dead' ORDER BY e.pos LIMIT ?`,
+  deleteDelivery: 'DELETE FROM outbox_deliveries WHERE sink = ? AND event_id = ?',
+  backlog: `SELECT COUNT(*) AS n, MIN(e.at) AS oldest FROM outbox_events e
+    WHERE e.pos > COALESCE((SELECT c.pos FROM outbox_cursors c WHERE c.sink = ?), 0)
+      AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.sink = ? AND d.event_id = e.id)`,
+  deliveryCounts: 'SELECT state, COUNT(*) AS n FROM outbox_deliveries WHERE sink = ? GROUP BY state',
+  eventsOf: 'SELECT * FROM outbox_events WHERE event_key = ? ORDER BY seq, pos',
+  deleteEvent: 'DELETE FROM outbox_events WHERE id = ?',
+  deleteDeliveriesOf: 'DELETE FROM outbox_deliveries WHERE event_id = ?',
 } as const;
+
+/**
+ * Events written before `before` that every sink given was sent (none given: by age alone),
+ * oldest first: what pruning may delete.
+ */
+export function prunableQuery(dialect: Dialect, before: number, sinks: string[], limit: number): { text: string; args: SqlArg[] } {
+  const sent = sinks.length === 0
+    ? ''
+    : ` AND (SELECT COUNT(*) FROM outbox_deliveries d WHERE d.event_id = e.id AND d.state = 'sent' AND d.sink IN (${marks(sinks.length)})) = ?`;
+  const args: SqlArg[] = [before, ...sinks, ...(sinks.length === 0 ? [] : [sinks.length]), limit];
+  return { text: render(`SELECT e.pos, e.id FROM outbox_events e WHERE e.written_at < ?${sent} ORDER BY e.pos LIMIT ?`, dialect), args };
+}
 
 export type StatementName = keyof typeof SHARED;
 export type Statements = Record<StatementName, string>;

@@ -4,9 +4,11 @@ import { SeckillError } from '../../domain/errors.js';
 import type { Order, OrderStatus } from '../../domain/order.js';
 import type { Sale, SaleAuditEntry, SaleFields } from '../../domain/sale.js';
 import type { Transition } from '../../domain/transition.js';
-import type { OrderPage, RecordStore, StatusTotals } from '../record-store.js';
+import { orderEvent, type OutboxEvent } from '../../domain/events.js';
+import type { DeadLetter, OrderPage, OutboxSinkStats, PendingEvent, RecordStore, StatusTotals } from '../record-store.js';
+import { eventValues, outboxSchema, toDeadLetter, toOutboxEvent, type DeadLetterRow, type OutboxEventRow } from '../sql/rows.js';
 import { ADDED_COLUMNS, SCHEMA, auditValues, toAudit, type SaleAuditRow, orderValues, pagedOrders, saleValues, toHoldings, toOrder, toPage, toSale, toTotals, type OrderRow, type SaleRow, type SqlArg } from '../sql/rows.js';
-import { listOrdersQuery, statements, transitionStatement, updateSaleQuery } from '../sql/statements.js';
+import { listOrdersQuery, prunableQuery, statements, transitionStatement, updateSaleQuery } from '../sql/statements.js';
 import { createPrivateFile, makePrivateDir } from './private-files.js';
 
 export type SqliteSync = 'FULL' | 'NORMAL';
@@ -20,6 +22,8 @@ export class SqliteRecordStore implements RecordStore {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly insertMany: (orders: Order[]) => void;
+  private readonly outbox;
+  private readonly transitionTx: (orderId: string, t: Transition, now: number) => OrderRow | undefined;
 
   constructor(dataDir: string, sync: SqliteSync = 'FULL') {
     makePrivateDir(dataDir);
@@ -31,6 +35,7 @@ export class SqliteRecordStore implements RecordStore {
     this.db.pragma(`synchronous = ${sync}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.db.exec(outboxSchema('sqlite'));
     // A data dir from an older version: add the columns its tables lack (SQLite has no ADD COLUMN IF NOT EXISTS).
     for (const c of ADDED_COLUMNS) {
       const have = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${c.table})`).all();
@@ -59,9 +64,37 @@ export class SqliteRecordStore implements RecordStore {
       toRefunded: rows(sql.toRefunded),
       ping: db.prepare(sql.ping),
     };
+    const events = (text: string) => db.prepare<SqlArg[], OutboxEventRow>(text);
+    this.outbox = {
+      insertEvent: db.prepare<SqlArg[]>(sql.insertEvent),
+      pendingEvents: events(sql.pendingEvents),
+      markDelivery: db.prepare<SqlArg[]>(sql.markDelivery),
+      addCursor: db.prepare<[string]>(sql.addCursor),
+      advanceCursor: db.prepare<[number, string]>(sql.advanceCursor),
+      lowerCursor: db.prepare<[number, string, number]>(sql.lowerCursor),
+      deadLetters: db.prepare<[string, number], DeadLetterRow>(sql.deadLetters),
+      deleteDelivery: db.prepare<[string, string]>(sql.deleteDelivery),
+      backlog: db.prepare<[string, string], { n: number; oldest: number | null }>(sql.backlog),
+      deliveryCounts: db.prepare<[string], { state: string; n: number }>(sql.deliveryCounts),
+      eventsOf: events(sql.eventsOf),
+      deleteEvent: db.prepare<[string]>(sql.deleteEvent),
+      deleteDeliveriesOf: db.prepare<[string]>(sql.deleteDeliveriesOf),
+    };
     const insert = this.stmt.insertOrder;
+    const insertEvent = this.outbox.insertEvent;
+    // Each new order's `order.reserved` in the same transaction as its row (a replayed id adds neither).
     this.insertMany = db.transaction((orders: Order[]) => {
-      for (const o of orders) insert.run(...orderValues(o));
+      const now = Date.now();
+      for (const o of orders) {
+        if (insert.run(...orderValues(o)).changes > 0) insertEvent.run(...eventValues(orderEvent(o)), now);
+      }
+    });
+    // The conditional UPDATE and, when it applied, the change's event: one transaction.
+    this.transitionTx = db.transaction((orderId: string, t: Transition, now: number) => {
+      const { name, args } = transitionStatement(orderId, t, now);
+      const r = this.stmt[name].get(...args);
+      if (r) insertEvent.run(...eventValues(orderEvent(toOrder(r), t.to === 'cancelled' ? now : undefined)), Date.now());
+      return r;
     });
   }
 
@@ -137,13 +170,83 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   async transition(orderId: string, t: Transition, now: number): Promise<Order | null> {
-    const { name, args } = transitionStatement(orderId, t, now);
-    const r = this.guard(() => this.stmt[name].get(...args));
+    const r = this.guard(() => this.transitionTx(orderId, t, now));
     return r ? toOrder(r) : null;
   }
 
   async dueForExpiry(now: number, limit: number): Promise<Order[]> {
     return this.guard(() => this.stmt.dueForExpiry.all(now, limit)).map(toOrder);
+  }
+
+  async appendEvents(events: OutboxEvent[]): Promise<void> {
+    const now = Date.now();
+    this.guard(() => this.db.transaction(() => {
+      for (const e of events) this.outbox.insertEvent.run(...eventValues(e), now);
+    })());
+  }
+
+  async pendingEvents(sink: string, limit: number): Promise<PendingEvent[]> {
+    return this.guard(() => this.outbox.pendingEvents.all(sink, sink, sink, limit)).map(toOutboxEvent);
+  }
+
+  async markSent(sink: string, ids: string[], at: number): Promise<void> {
+    this.guard(() => this.db.transaction(() => {
+      for (const id of ids) this.outbox.markDelivery.run(sink, id, 'sent', at, 0, null);
+      this.advance(sink);
+    })());
+  }
+
+  async markDead(sink: string, id: string, attempts: number, error: string, at: number): Promise<void> {
+    this.guard(() => this.db.transaction(() => {
+      this.outbox.markDelivery.run(sink, id, 'dead', at, attempts, error);
+      this.advance(sink);
+    })());
+  }
+
+  /** One writer at a time here: positions commit in their order, so the cursor needs no horizon. */
+  private advance(sink: string): void {
+    this.outbox.addCursor.run(sink);
+    this.outbox.advanceCursor.run(Number.MAX_SAFE_INTEGER, sink);
+  }
+
+  async deadLetters(sink: string, limit: number): Promise<DeadLetter[]> {
+    return this.guard(() => this.outbox.deadLetters.all(sink, limit)).map(toDeadLetter);
+  }
+
+  async redrive(sink: string, ids?: string[]): Promise<number> {
+    return this.guard(() => this.db.transaction(() => {
+      const wanted = ids ? new Set(ids) : null;
+      const dead = this.outbox.deadLetters.all(sink, Number.MAX_SAFE_INTEGER).filter((d) => !wanted || wanted.has(d.id));
+      if (dead.length === 0) return 0;
+      for (const d of dead) this.outbox.deleteDelivery.run(sink, d.id);
+      const below = Math.min(...dead.map((d) => Number(d.pos))) - 1;
+      this.outbox.lowerCursor.run(below, sink, below);
+      return dead.length;
+    })());
+  }
+
+  async pruneEvents(before: number, sinks: string[], limit: number): Promise<number> {
+    const q = prunableQuery('sqlite', before, sinks, limit);
+    return this.guard(() => this.db.transaction(() => {
+      const rows = this.db.prepare<SqlArg[], { id: string }>(q.text).all(...q.args);
+      for (const r of rows) {
+        this.outbox.deleteDeliveriesOf.run(r.id);
+        this.outbox.deleteEvent.run(r.id);
+      }
+      return rows.length;
+    })());
+  }
+
+  async outboxStats(sinks: string[]): Promise<OutboxSinkStats[]> {
+    return this.guard(() => sinks.map((sink) => {
+      const b = this.outbox.backlog.get(sink, sink);
+      const counts = new Map(this.outbox.deliveryCounts.all(sink).map((r) => [r.state, Number(r.n)]));
+      return { sink, backlog: Number(b?.n ?? 0), oldestPendingAt: b?.oldest ?? null, sent: counts.get('sent') ?? 0, dead: counts.get('dead') ?? 0 };
+    }));
+  }
+
+  async eventsOf(key: string): Promise<PendingEvent[]> {
+    return this.guard(() => this.outbox.eventsOf.all(key)).map(toOutboxEvent);
   }
 
   async ping(): Promise<void> {
