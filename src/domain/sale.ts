@@ -1,4 +1,5 @@
 // A sale as the service knows it. Times are epoch milliseconds inside, ISO strings at the edge.
+import type { Challenge, WaitingRoomSettings } from './waiting-room.js';
 
 export interface Sale {
   id: string;
@@ -24,12 +25,16 @@ export interface Sale {
    * off the public list and can no longer change, but its page and orders stay.
    */
   archivedAt?: number | null;
+  /** The waiting room in front of the path (issue 14), or null/absent: none. */
+  waitingRoom?: WaitingRoomSettings | null;
+  /** The challenge before the path, or null/absent: none. */
+  challenge?: Challenge | null;
 }
 
 /** The fields of a sale that change after its creation (by an operator). */
 export type SaleField =
   | 'name' | 'description' | 'priceCents' | 'stock' | 'startsAt' | 'endsAt' | 'perUserLimit' | 'paymentWindowSeconds'
-  | 'paused' | 'archivedAt';
+  | 'paused' | 'archivedAt' | 'waitingRoom' | 'challenge';
 /** New values of some of them. */
 export type SaleFields = Partial<Pick<Sale, SaleField>>;
 
@@ -98,6 +103,8 @@ export function salePublic(sale: Sale, now: number, available: number) {
     perUserLimit: sale.perUserLimit,
     status: saleStatus(sale, now, available),
     serverTime: iso(now),
+    // Only for a sale with a room: the JSON of other sales stays as it was.
+    ...(sale.waitingRoom ? { waitingRoom: { method: sale.waitingRoom.method, admitPerSecond: sale.waitingRoom.admitPerSecond } } : {}),
   };
 }
 
@@ -111,5 +118,7 @@ export function saleAdmin(sale: Sale, now: number, available: number) {
     restockOnRefund: sale.restockOnRefund,
     createdAt: iso(sale.createdAt),
     archivedAt: iso(sale.archivedAt ?? null),
+    waitingRoom: sale.waitingRoom ?? null,
+    challenge: sale.challenge ?? null,
   };
 }

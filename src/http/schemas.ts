@@ -52,6 +52,19 @@ export const CreateSaleBody = Type.Object(
     paymentWindowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
     // What a refund does with the units: back to stock (true) or kept sold and held (false, default).
     restockOnRefund: Type.Optional(Type.Boolean()),
+    // The waiting room and the challenge (issue 14); null: none. Refused once the sale opened.
+    waitingRoom: Type.Optional(Type.Union([
+      Type.Object(
+        {
+          method: Type.Union([Type.Literal('random'), Type.Literal('fifo')]),
+          admitPerSecond: Type.Number({ exclusiveMinimum: 0, maximum: 100_000 }),
+          stockFactor: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
+        },
+        strict,
+      ),
+      Type.Null(),
+    ])),
+    challenge: Type.Optional(Type.Union([Type.Literal('pow'), Type.Literal('quiz'), Type.Null()])),
   },
   strict,
 );
@@ -72,6 +85,8 @@ export const CorrectSaleBody = Type.Object(
     endsAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])),
     perUserLimit: Type.Optional(saleField.perUserLimit),
     paymentWindowSeconds: Type.Optional(saleField.paymentWindowSeconds),
+    waitingRoom: saleField.waitingRoom,
+    challenge: saleField.challenge,
   },
   { ...strict, minProperties: 1 },
 );

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { SeckillError } from '../domain/errors.js';
 import { isStorableLine, isStorableText } from '../domain/stored-text.js';
+import { roomSettings, type Challenge, type QueueMethod } from '../domain/waiting-room.js';
 import { hasEnded, hasOpened, type Sale, type SaleAuditAction, type SaleAuditEntry, type SaleField, type SaleFields } from '../domain/sale.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
@@ -30,16 +31,28 @@ export interface NewSale {
   paymentWindowSeconds?: number;
   /** A refund returns the units to stock (default false: they stay sold). */
   restockOnRefund?: boolean;
+  /** The waiting room (issue 14); null or absent: none. */
+  waitingRoom?: RoomInput | null;
+  challenge?: Challenge | null;
+}
+
+/** A waiting room as an operator gives it (stockFactor defaults to 1). */
+export interface RoomInput {
+  method: QueueMethod;
+  admitPerSecond: number;
+  stockFactor?: number;
 }
 
 /** An operator's correction: any of these; `endsAt: null` removes the end time. */
-export type SaleCorrection = Partial<Pick<Sale, 'name' | 'description' | 'priceCents' | 'stock' | 'startsAt' | 'endsAt' | 'perUserLimit' | 'paymentWindowSeconds'>>;
+export type SaleCorrection = Partial<Pick<Sale, 'name' | 'description' | 'priceCents' | 'stock' | 'startsAt' | 'endsAt' | 'perUserLimit' | 'paymentWindowSeconds' | 'challenge'>> & {
+  waitingRoom?: RoomInput | null;
+};
 
 /** What may still change once a sale has opened. */
 const OPEN_SALE_FIELDS: ReadonlySet<SaleField> = new Set(['name', 'description', 'endsAt']);
 
 /** The order of the fields in a correction's audit entry. */
-const CORRECTABLE: readonly (keyof SaleCorrection)[] = ['name', 'description', 'priceCents', 'stock', 'startsAt', 'endsAt', 'perUserLimit', 'paymentWindowSeconds'];
+const CORRECTABLE: readonly (keyof SaleCorrection)[] = ['name', 'description', 'priceCents', 'stock', 'startsAt', 'endsAt', 'perUserLimit', 'paymentWindowSeconds', 'waitingRoom', 'challenge'];
 
 /** Who changed a sale when no key did: the service itself (the demo sale it creates at start). */
 export const SYSTEM_ACTOR = 'seckill';
@@ -60,7 +73,28 @@ export class SaleService {
     private readonly refusals: LocalRefusals,
     /** Tells the other processes of a new or changed sale. */
     private readonly signals: Pick<SaleSignals, 'saleChanged'>,
+    /** Why this mode cannot hold a waiting room (distributed: not yet), or null: it can. */
+    private readonly noWaitingRoom: string | null = null,
   ) {}
+
+  /**
+   * The waiting room and challenge as given (each undefined when not given), checked: a challenge
+   * that is not built yet and a room this mode cannot hold are refused (400) rather than ignored.
+   */
+  private checkAccess(room: RoomInput | null | undefined, challenge: Challenge | null | undefined): Pick<Sale, 'waitingRoom' | 'challenge'> {
+    const out: Pick<Sale, 'waitingRoom' | 'challenge'> = {};
+    if (challenge !== undefined) {
+      if (challenge !== null) throw new SeckillError('bad_request', `challenge "${challenge}" is not implemented yet: use null.`);
+      out.challenge = null;
+    }
+    if (room !== undefined) {
+      if (room !== null && this.noWaitingRoom) throw new SeckillError('bad_request', this.noWaitingRoom);
+      const settings = room === null ? null : roomSettings(room);
+      if (typeof settings === 'string') throw new SeckillError('bad_request', settings);
+      out.waitingRoom = settings;
+    }
+    return out;
+  }
 
   /** Load every sale and make the engine ready to sell it (rebuilding its state when needed). */
   async loadAll(): Promise<void> {
@@ -141,6 +175,7 @@ export class SaleService {
     const endsAt = input.endsAt ?? null;
     checkWindow(input.startsAt, endsAt);
     checkText(input.name, input.description);
+    const access = this.checkAccess(input.waitingRoom, input.challenge);
     const sale: Sale = {
       id: newSaleId(),
       name: input.name,
@@ -155,10 +190,14 @@ export class SaleService {
       restockOnRefund: input.restockOnRefund ?? false,
       secret: crypto.randomBytes(32).toString('base64url'),
       createdAt: now,
+      ...access,
     };
     const changes: SaleAuditEntry['changes'] = {};
     for (const f of CORRECTABLE) changes[f] = [null, sale[f]];
     changes.restockOnRefund = [null, sale.restockOnRefund];
+    // Recorded only when set: the audit of a sale without them reads as before.
+    if (!sale.waitingRoom) delete changes.waitingRoom;
+    if (!sale.challenge) delete changes.challenge;
     await this.repo.insertSale(sale, auditEntry(sale.id, now, actor, 'create', changes));
     await this.adopt(sale);
     this.signals.saleChanged(sale.id);
@@ -203,9 +242,10 @@ export class SaleService {
       const current = await this.current(saleId);
       if (current.archivedAt) throw new SeckillError('invalid_state', 'The sale is archived: it can no longer change.');
       const fields: SaleFields = {};
+      const given = { ...input, ...this.checkAccess(input.waitingRoom, input.challenge) };
       for (const f of CORRECTABLE) {
-        const v = input[f];
-        if (v !== undefined && v !== current[f]) Object.assign(fields, { [f]: v });
+        const v = given[f];
+        if (v !== undefined && !sameValue(v, current[f])) Object.assign(fields, { [f]: v });
       }
       const changed = Object.keys(fields) as SaleField[];
       if (changed.length === 0) return current;
@@ -293,6 +333,12 @@ export class SaleService {
     this.signals.saleChanged(sale.id);
     return sale;
   }
+}
+
+/** Equal values, the waiting room's settings compared by content. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (typeof a === 'object' && a !== null) return JSON.stringify(a) === JSON.stringify(b ?? null);
+  return a === (b ?? null) || a === b;
 }
 
 function checkWindow(startsAt: number, endsAt: number | null): void {

@@ -1,5 +1,6 @@
 import type { Order, OrderStatus } from '../../domain/order.js';
 import type { Sale, SaleAuditAction, SaleAuditEntry, SaleField, SaleFields } from '../../domain/sale.js';
+import type { Challenge, WaitingRoomSettings } from '../../domain/waiting-room.js';
 import type { DeadLetter, OrderPage, PendingEvent, StatusTotals } from '../record-store.js';
 import { orderEvent, type EventType, type OutboxEvent } from '../../domain/events.js';
 
@@ -22,7 +23,9 @@ CREATE TABLE IF NOT EXISTS sales (
   secret TEXT NOT NULL,
   created_at BIGINT NOT NULL,
   restock_on_refund INTEGER NOT NULL DEFAULT 0,
-  archived_at BIGINT
+  archived_at BIGINT,
+  waiting_room TEXT,
+  challenge TEXT
 );
 CREATE TABLE IF NOT EXISTS orders (
   order_id TEXT PRIMARY KEY,
@@ -60,6 +63,8 @@ CREATE INDEX IF NOT EXISTS sale_audit_sale ON sale_audit (sale_id, at);
 export const ADDED_COLUMNS: ReadonlyArray<{ table: 'sales' | 'orders'; column: string; definition: string }> = [
   { table: 'sales', column: 'restock_on_refund', definition: 'INTEGER NOT NULL DEFAULT 0' },
   { table: 'sales', column: 'archived_at', definition: 'BIGINT' },
+  { table: 'sales', column: 'waiting_room', definition: 'TEXT' },
+  { table: 'sales', column: 'challenge', definition: 'TEXT' },
   { table: 'orders', column: 'refunded_at', definition: 'BIGINT' },
   { table: 'orders', column: 'refund_reason', definition: 'TEXT' },
 ];
@@ -94,6 +99,9 @@ export interface SaleRow {
   created_at: number;
   restock_on_refund: number;
   archived_at: number | null;
+  /** JSON of the waiting room's settings, or null: none. */
+  waiting_room: string | null;
+  challenge: string | null;
 }
 
 export interface SaleAuditRow {
@@ -116,7 +124,7 @@ export const ORDER_COLUMNS = [
 
 /** The sales table's columns, in the order of `saleValues`. */
 export const SALE_COLUMNS = [
-  'id', 'name', 'description', 'price_cents', 'stock', 'starts_at', 'ends_at', 'per_user_limit', 'payment_window_seconds', 'paused', 'secret', 'created_at', 'restock_on_refund', 'archived_at',
+  'id', 'name', 'description', 'price_cents', 'stock', 'starts_at', 'ends_at', 'per_user_limit', 'payment_window_seconds', 'paused', 'secret', 'created_at', 'restock_on_refund', 'archived_at', 'waiting_room', 'challenge',
 ] as const satisfies readonly (keyof SaleRow)[];
 
 /** The sale_audit table's columns, in the order of `auditValues`. */
@@ -134,6 +142,8 @@ export const SALE_FIELD_COLUMNS = {
   paymentWindowSeconds: 'payment_window_seconds',
   paused: 'paused',
   archivedAt: 'archived_at',
+  waitingRoom: 'waiting_room',
+  challenge: 'challenge',
 } as const satisfies Record<SaleField, keyof SaleRow>;
 
 /** `SET col = ?, …` and its values, for the fields given (in SALE_FIELD_COLUMNS's order). */
@@ -144,7 +154,7 @@ export function saleFieldValues(fields: SaleFields): { columns: string[]; values
     if (!(f in fields)) continue;
     const v = fields[f];
     columns.push(SALE_FIELD_COLUMNS[f]);
-    values.push(typeof v === 'boolean' ? (v ? 1 : 0) : v ?? null);
+    values.push(typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'object' && v !== null ? JSON.stringify(v) : v ?? null);
   }
   return { columns, values };
 }
@@ -165,6 +175,7 @@ export function saleValues(s: Sale): SqlArg[] {
   return [
     s.id, s.name, s.description, s.priceCents, s.stock, s.startsAt, s.endsAt, s.perUserLimit, s.paymentWindowSeconds,
     s.paused ? 1 : 0, s.secret, s.createdAt, s.restockOnRefund ? 1 : 0, s.archivedAt ?? null,
+    s.waitingRoom ? JSON.stringify(s.waitingRoom) : null, s.challenge ?? null,
   ];
 }
 
@@ -201,6 +212,9 @@ export function toSale(r: SaleRow): Sale {
     createdAt: r.created_at,
     restockOnRefund: Number(r.restock_on_refund ?? 0) === 1,
     archivedAt: r.archived_at ?? null,
+    // Set only when present: a sale without them reads as it did before the columns existed.
+    ...(r.waiting_room ? { waitingRoom: JSON.parse(r.waiting_room) as WaitingRoomSettings } : {}),
+    ...(r.challenge ? { challenge: r.challenge as Challenge } : {}),
   };
 }
 
@@ -236,6 +250,7 @@ export async function* pagedOrders(
     after = page.next;
   }
 }
+
 
 // The outbox (issue 13): every order event, written in the transaction of the change it
 // describes, and what each sink has been sent. Sinks are not known when an event is written: a

@@ -1,0 +1,163 @@
+// The waiting room's rules (issue 14), pure: the verifiable shuffle, the admission arithmetic and
+// the estimated wait. The room's state and its clock live in src/services/waiting-room.ts.
+import crypto from 'node:crypto';
+
+/** How a room orders its users: `random` shuffles the pre-queue at the open, `fifo` keeps arrival order. */
+export type QueueMethod = 'random' | 'fifo';
+
+/** A sale's waiting room, as the operator set it. */
+export interface WaitingRoomSettings {
+  method: QueueMethod;
+  /** Users let out per second (at most). */
+  admitPerSecond: number;
+  /**
+   * Admitted users not yet bought never exceed the remaining units × this factor (≥ 1: it covers
+   * admitted users who will not buy).
+   */
+  stockFactor: number;
+}
+
+/** The challenge before the path (issue 14); none is implemented yet, the field is stored. */
+export type Challenge = 'pow' | 'quiz';
+
+/** stockFactor when the operator gives none: never more users out than units left. */
+export const DEFAULT_STOCK_FACTOR = 1;
+/** How long a pass stays good: long enough to ask for the path and buy, short enough not to hoard. */
+export const PASS_TTL_MS = 60_000;
+/** A place not polled for this long is dropped (the page polls every few seconds). */
+export const ABANDON_AFTER_MS = 20_000;
+/** The admission rate the estimate uses is measured over this many trailing seconds. */
+export const RATE_WINDOW_SECONDS = 10;
+
+export type QueueState = 'waiting' | 'admitted' | 'sold_out';
+
+/** What join and poll answer (GET/POST /api/sales/:saleId/queue). */
+export interface QueueAnswer {
+  state: QueueState;
+  /** 1 = next out; null while the random pre-queue is not yet shuffled (before the open). */
+  position: number | null;
+  ahead: number | null;
+  etaSeconds: number | null;
+  /** The signed pass, while admitted and not yet spent. */
+  pass?: string;
+}
+
+// ---- The verifiable shuffle -------------------------------------------------------------------
+
+/**
+ * The sale's shuffle seed: 64 hex characters, fixed for the sale (derived from its server-side
+ * secret, so a restart keeps it and nothing else needs storing), never shown before the open.
+ * Knowing it reveals nothing of the secret (HMAC is one-way).
+ */
+export function roomSeed(saleId: string, saleSecret: string): string {
+  return crypto.createHmac('sha256', saleSecret).update('seckill waiting-room seed\0').update(saleId).digest('hex');
+}
+
+/** Published before the open: SHA-256 of the seed's 64 characters (UTF-8), hex. */
+export function seedHash(seed: string): string {
+  return crypto.createHash('sha256').update(seed, 'utf8').digest('hex');
+}
+
+/**
+ * A user's draw: HMAC-SHA256 with the seed's 64 characters (UTF-8) as key over the user id
+ * (UTF-8), hex. The pre-queue is ordered by draw, smallest first (docs/waiting-room.md).
+ */
+export function shuffleKey(seed: string, userId: string): string {
+  return crypto.createHmac('sha256', seed).update(userId, 'utf8').digest('hex');
+}
+
+/** The pre-queue's order at the open: ascending draw; equal draws (never seen) by user id. */
+export function shuffled(seed: string, userIds: Iterable<string>): string[] {
+  const keyed = [...userIds].map((u) => ({ u, k: shuffleKey(seed, u) }));
+  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : a.u < b.u ? -1 : a.u > b.u ? 1 : 0));
+  return keyed.map((x) => x.u);
+}
+
+// ---- Admission --------------------------------------------------------------------------------
+
+/**
+ * How many users the stock still allows out: remaining units × factor, less the users already
+ * out who have not bought yet (each of them may still take units). Never negative.
+ */
+export function stockCap(available: number, stockFactor: number, outstanding: number): number {
+  if (available <= 0) return 0;
+  return Math.max(0, Math.floor(available * stockFactor) - outstanding);
+}
+
+/** The admission budget between ticks: a token bucket filled at the rate, holding at most one second's worth (≥ 1). */
+export interface Admission {
+  /** Users to let out now. */
+  admit: number;
+  /** Credit carried to the next tick. */
+  credit: number;
+}
+
+/**
+ * One tick's admission: the bucket fills by rate × elapsed, then lets out as many as the credit,
+ * the stock and the line allow; at most one second's worth is carried (a long pause, or a line
+ * held by the stock, does not save up a burst), so in any window of T seconds at most
+ * rate × T + max(1, rate) users go out, and from an empty bucket at most rate × T.
+ */
+export function admission(a: { credit: number; admitPerSecond: number; elapsedMs: number; cap: number; waiting: number }): Admission {
+  const burst = Math.max(1, a.admitPerSecond);
+  const credit = a.credit + (a.admitPerSecond * Math.max(0, a.elapsedMs)) / 1000;
+  const admit = Math.max(0, Math.min(Math.floor(credit), a.cap, a.waiting));
+  // The carry is capped, not the fill: a tick that crosses a whole user keeps its fraction.
+  return { admit, credit: Math.min(burst, credit - admit) };
+}
+
+/**
+ * Admissions per second over the trailing window, counted in whole-second buckets (the caller
+ * passes the time). From the room's open until the window is full, divided by the time elapsed.
+ */
+export class RateMeter {
+  private readonly buckets: number[];
+  private readonly seconds: number[];
+
+  constructor(private readonly windowSeconds = RATE_WINDOW_SECONDS) {
+    this.buckets = new Array<number>(windowSeconds).fill(0);
+    this.seconds = new Array<number>(windowSeconds).fill(-1);
+  }
+
+  add(n: number, now: number): void {
+    const s = Math.floor(now / 1000);
+    const i = s % this.windowSeconds;
+    if (this.seconds[i] !== s) {
+      this.seconds[i] = s;
+      this.buckets[i] = 0;
+    }
+    this.buckets[i] += n;
+  }
+
+  /** Users per second over the last window, counting only since `since` (the open). */
+  rate(now: number, since: number): number {
+    const s = Math.floor(now / 1000);
+    let total = 0;
+    for (let i = 0; i < this.windowSeconds; i++) if (this.seconds[i] > s - this.windowSeconds) total += this.buckets[i];
+    const span = Math.min(this.windowSeconds, Math.max(1, (now - since) / 1000));
+    return total / span;
+  }
+}
+
+/**
+ * Estimated wait: people ahead ÷ the admission rate measured lately, or the configured rate
+ * while nothing was measured yet (the first seconds). Whole seconds, rounded up.
+ */
+export function etaSeconds(ahead: number, measuredRate: number, configuredRate: number): number {
+  if (ahead <= 0) return 0;
+  const rate = measuredRate > 0 ? measuredRate : configuredRate;
+  return Math.ceil(ahead / rate);
+}
+
+// ---- Settings ---------------------------------------------------------------------------------
+
+/** The room as the operator gave it, checked; a message for a 400 otherwise. */
+export function roomSettings(input: { method: QueueMethod; admitPerSecond: number; stockFactor?: number }): WaitingRoomSettings | string {
+  if (input.method !== 'random' && input.method !== 'fifo') return 'waitingRoom.method must be "random" or "fifo".';
+  if (!Number.isFinite(input.admitPerSecond) || input.admitPerSecond <= 0 || input.admitPerSecond > 100_000) {
+    return 'waitingRoom.admitPerSecond must be a number above 0 and at most 100000.';
+  }
+  const stockFactor = input.stockFactor ?? DEFAULT_STOCK_FACTOR;
+  if (!Number.isFinite(stockFactor) || stockFactor < 1 || stockFactor > 100) return 'waitingRoom.stockFactor must be between 1 and 100.';
+  return { method: input.method, admitPerSecond: input.admitPerSecond, stockFactor };
+}
