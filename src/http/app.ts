@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Services } from '../wiring/services.js';
 import { errorHandler, notFoundHandler, refuse } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
+import { interestRoutes } from './routes/interest.js';
 import { buyingRoutes } from './routes/buying.js';
 import { opsRoutes } from './routes/ops.js';
 import { pagesRoutes } from './routes/pages.js';
@@ -38,7 +39,7 @@ export function buildApp(services: Services): App {
   // The buy use case, shared by the raw fast path and the buying routes.
   const buying = new BuyService(services);
   const corsOrigins = new Set(services.config.web.corsOrigins);
-  const fastPath = { buying, metrics: services.metrics, sales: services.sales, corsOrigins };
+  const fastPath = { buying, metrics: services.metrics, sales: services.sales, corsOrigins, interest: services.interest };
   const app = Fastify({
     loggerInstance: services.log,
     // Per-request log lines would cost more than the refusals they describe.
@@ -118,6 +119,7 @@ export function buildApp(services: Services): App {
   const { auth, orders, switches, secrets, config } = services;
   app.register(buyingRoutes({ auth, orders, switches, secrets, config, buying }));
   app.register(adminRoutes(services));
+  app.register(interestRoutes(services));
   app.register(opsRoutes(services));
   app.register(pagesRoutes(services));
   return app;

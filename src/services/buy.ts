@@ -6,6 +6,7 @@ import { buyerRefusal, publicRefusal, type BuyerRefusal, type FunnelStep, type F
 import type { LocalRefusals } from '../gateway/local-refusals.js';
 import { orderPath } from '../gateway/order-path.js';
 import type { RateLimit } from '../gateway/rate-limit.js';
+import type { InterestRecorder } from './interest-recorder.js';
 import type { Metrics } from './metrics.js';
 import type { SaleService } from './sale-service.js';
 import type { SaleSignals } from './signals.js';
@@ -20,6 +21,8 @@ export interface BuyDeps {
   auth: Pick<Auth, 'user'>;
   userLimit: Pick<RateLimit, 'enabled' | 'take'>;
   metrics: Pick<Metrics, 'countReservation'>;
+  /** Intended purchases: buyers refused because the sale is sold out. */
+  interest?: Pick<InterestRecorder, 'soldOut'>;
 }
 
 export type BuyRefusal = PublicRefusal | BuyerRefusal | Refusal;
@@ -67,6 +70,7 @@ export class BuyService {
   /** `POST …/buy/:path`: a reservation, durable before this resolves, or why not. */
   async buy(req: BuyRequest): Promise<BuyResult> {
     const open = await this.publicStage('buy', req.saleId);
+    if (open === 'sold_out') this.d.interest?.soldOut(req.saleId, req.token, req.quantity);
     if (typeof open === 'string') return { ok: false, refusal: open };
     const { sale, now } = open;
     const userId = await this.identify(req.token);
@@ -77,6 +81,7 @@ export class BuyService {
     // Hints for the next requests, whatever the answer: refused cheaply from now on.
     if (result.available <= 0) this.d.signals.soldOut(sale.id);
     if (result.held >= sale.perUserLimit) this.d.refusals.markAtLimit(sale.id, userId);
+    if (!result.ok && result.refusal === 'sold_out') this.d.interest?.soldOut(sale.id, req.token, req.quantity);
     if (!result.ok) return { ok: false, refusal: result.refusal };
     this.d.metrics.countReservation(sale.id);
     return { ok: true, order: result.order };

@@ -122,11 +122,41 @@ export interface RelayLease {
   release(): Promise<void>;
 }
 
+/** One refused buyer of one sale (an intended purchase). */
+export interface InterestRow {
+  saleId: string;
+  userId: string;
+  /** Units asked for (the buy body's quantity, 1 when it named none). */
+  quantity: number;
+  /** When the refusal was answered (epoch ms). */
+  at: number;
+}
+
+export interface InterestPage {
+  rows: InterestRow[];
+  /** The last user id of this page when there is a next one, else null. */
+  next: string | null;
+}
+
+export interface InterestSummary {
+  users: number;
+  units: number;
+}
+
+/** Intended purchases (issue 13): buyers refused because a sale was sold out, once per user and sale. */
+export interface InterestRecords {
+  /** Insert-or-ignore on (sale, user): a user already recorded for the sale keeps the first row. */
+  recordInterest(rows: InterestRow[]): Promise<void>;
+  /** A sale's refused buyers by user id, after `after` (a user id), at most `limit`. */
+  listInterest(saleId: string, after: string | undefined, limit: number): Promise<InterestPage>;
+  interestSummary(saleId: string): Promise<InterestSummary>;
+}
+
 /**
  * The database of record: the one seam every store implements (SQLite embedded, PostgreSQL).
  * Methods are async so that PostgreSQL fits behind the same interface.
  */
-export interface RecordStore extends SaleRecords, OrderRecords, OutboxRecords {
+export interface RecordStore extends SaleRecords, OrderRecords, InterestRecords, OutboxRecords {
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@ import { RateLimit } from '../gateway/rate-limit.js';
 import type { SaleSignals } from '../services/signals.js';
 import { Metrics } from '../services/metrics.js';
 import { ExpirySweeper } from '../services/expiry-sweeper.js';
+import { InterestRecorder } from '../services/interest-recorder.js';
 import { OrderService } from '../services/order-service.js';
 import type { RecordStore } from '../stores/record-store.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
@@ -40,6 +41,8 @@ export interface Services {
   ipLimit: RateLimit;
   userLimit: RateLimit;
   metrics: Metrics;
+  /** Intended purchases: buyers refused because a sale is sold out (SECKILL_INTEREST). */
+  interest: InterestRecorder;
   /** Units per order status and sale (admin stats, dashboard, /metrics): read here, never summed per scrape. */
   totals: SaleStatusTotals;
   /** Operators' switches: refuse every buy, degraded (no SSE). */
@@ -111,6 +114,13 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       switches: () => ({ ...switches.values() }),
       breakers: () => breakers.map((b) => [b.name, b.state]),
     }, sharedCounts ? { counts: sharedCounts, flushMs: config.statsFlushMs } : undefined);
+    const auth = new Auth(secrets.userSecret, secrets.keys, {
+      audience: config.tokenAudience,
+      metricsToken: config.metricsToken,
+      allowTokensWithoutExp: config.allowTokensWithoutExp,
+    });
+    const interest = new InterestRecorder({ auth, store, sales, refusals, log, enabled: config.interest });
+    interest.start();
     log.info({ mode }, 'seckill mode');
 
     return {
@@ -126,14 +136,11 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       sales,
       orders,
       sweeper,
-      auth: new Auth(secrets.userSecret, secrets.keys, {
-        audience: config.tokenAudience,
-        metricsToken: config.metricsToken,
-        allowTokensWithoutExp: config.allowTokensWithoutExp,
-      }),
+      auth,
       ipLimit: new RateLimit(config.ratePerIp),
       userLimit: backend.userLimit,
       metrics,
+      interest,
       totals,
       switches,
       breakers,
@@ -153,6 +160,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       },
       async close() {
         sweeper.stop();
+        await interest.close();
         // Hands this process's last request counts over while the backend is still open.
         await metrics.close();
         await backend.close();

@@ -9,7 +9,8 @@ import { CorrectSaleBody, CreateSaleBody, EmptyBody, ListOrdersQuery, SaleIdPara
 
 const CSV_COLUMNS = ['orderId', 'saleId', 'userId', 'quantity', 'priceCents', 'status', 'createdAt', 'expiresAt', 'paidAt', 'paymentRef', 'refundedAt', 'refundReason'] as const;
 
-function csvCell(v: unknown): string {
+/** One CSV cell (also the intended purchases' export, routes/interest.ts). */
+export function csvCell(v: unknown): string {
   const t = v === null || v === undefined ? '' : String(v);
   // Quote everything that could break a row, and defuse spreadsheet formulas.
   const safe = /^[=+\-@]/.test(t) ? `'${t}` : t;

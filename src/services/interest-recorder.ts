@@ -1,0 +1,321 @@
+import { setImmediate as yieldTurn } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { saleInterestEvent, type OutboxEvent } from '../domain/events.js';
+import { windowRefusal, type Sale } from '../domain/sale.js';
+import type { Auth } from '../gateway/auth.js';
+import type { LocalRefusals } from '../gateway/local-refusals.js';
+import type { InterestPage, InterestRecords, InterestRow, InterestSummary } from '../stores/record-store.js';
+
+// Intended purchases (issue 13): a buyer refused because the sale is sold out is kept for the
+// sales team, once per user and sale. The refusal is answered before anyone looks at the token
+// (src/gateway/funnel.ts), and it must stay that cheap: the refusal path only puts the token as
+// sent into a bounded queue; the tokens are verified later, off that path, in batches, and a
+// token that does not verify (forged, expired) records nothing.
+
+/** The request body still to come (the raw fast path does not read it): only its quantity is wanted. */
+export interface RawBody {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+}
+
+/** The buy's quantity: parsed already (the routes), or in the raw body (the fast path). */
+export type QuantitySource = number | RawBody;
+
+/** What the recorder needs; the wired services fit it. */
+export interface InterestRecorderDeps {
+  auth: Pick<Auth, 'user'>;
+  store: Pick<InterestRecords, 'recordInterest' | 'listInterest' | 'interestSummary'>;
+  sales: { all(): Sale[] };
+  refusals: Pick<LocalRefusals, 'isSoldOut'>;
+  log: Logger;
+  /** SECKILL_INTEREST: off records nothing (and appends no summary). */
+  enabled: boolean;
+  /**
+   * Appends the `sale.interest` summary to the outbox; absent, no summary is sent.
+   * TODO(issue 13, outbox): wire it to the record store's appendEvents once the outbox lands.
+   */
+  appendEvents?: (events: OutboxEvent[]) => Promise<void>;
+}
+
+export interface InterestLimits {
+  /** Refusals waiting for verification; more are dropped (and counted). */
+  queueCapacity: number;
+  /** Tokens verified per event-loop turn (the batch yields between them). */
+  batchSize: number;
+  /** How long a refusal waits in the queue for company before the batch runs (ms). */
+  flushMs: number;
+  /** Token strings remembered per sale (a repeated token costs a set lookup, nothing more). */
+  tokensPerSale: number;
+  /** User ids remembered per sale as recorded (past it, the database's key de-duplicates). */
+  usersPerSale: number;
+  /** How often sales are checked for a due summary (ms). */
+  summaryCheckMs: number;
+  /** A sale without an end time is summarised once it has stayed sold out this long (ms). */
+  settleMs: number;
+  /** At start, a sale that ended up to this long ago is still summarised (a restart around its end). */
+  summaryGraceMs: number;
+}
+
+export const INTEREST_LIMITS: InterestLimits = {
+  queueCapacity: 10_000,
+  batchSize: 256,
+  flushMs: 100,
+  tokensPerSale: 20_000,
+  usersPerSale: 100_000,
+  summaryCheckMs: 1000,
+  settleMs: 60_000,
+  summaryGraceMs: 10 * 60_000,
+};
+
+/** Counters since the start of this process (for logs, tests and /metrics). */
+export interface InterestStats {
+  queued: number;
+  /** Refusals not recorded because the queue was full. */
+  dropped: number;
+  /** Tokens that did not verify (forged, expired, not a user token). */
+  rejected: number;
+  /** Rows handed to the database (it ignores users it already holds). */
+  written: number;
+  /** Rows lost to a failed write (their tokens are forgotten: a later refusal records them). */
+  failed: number;
+  summaries: number;
+}
+
+interface Pending {
+  saleId: string;
+  token: string;
+  quantity: number;
+  at: number;
+}
+
+/** Largest quantity a buy may ask for (src/http/schemas.ts BuyBody); other values count as 1. */
+const MAX_QUANTITY = 1000;
+/** A raw body longer than this is not read for its quantity (the fast path drains at most 16 KiB). */
+const MAX_RAW_BODY = 1024;
+
+/** The quantity a raw buy body asks for: its `quantity` when a valid one, else 1 (the buy's default). */
+export function quantityOf(body: string): number {
+  if (body.length === 0) return 1;
+  try {
+    const q = (JSON.parse(body) as { quantity?: unknown } | null)?.quantity;
+    return typeof q === 'number' && Number.isInteger(q) && q >= 1 && q <= MAX_QUANTITY ? q : 1;
+  } catch {
+    return 1;
+  }
+}
+
+/** A set that stops growing at `cap` (past it, membership still answers for what it holds). */
+function addBounded(set: Set<string>, value: string, cap: number): void {
+  if (set.size < cap) set.add(value);
+}
+
+export class InterestRecorder {
+  private readonly limits: InterestLimits;
+  private queue: Pending[] = [];
+  /** Per sale: token strings already queued (verified or not): a repeat costs nothing more. */
+  private readonly tokens = new Map<string, Set<string>>();
+  /** Per sale: users already recorded by this process. */
+  private readonly users = new Map<string, Set<string>>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  private summaryTimer: NodeJS.Timeout | null = null;
+  private summarising = false;
+  /** Sales whose summary this process appended (or found not due: ended before it started). */
+  private readonly summarised = new Set<string>();
+  /** Sales without an end time: since when this process has seen them sold out. */
+  private readonly soldOutSince = new Map<string, number>();
+  private readonly startedAt = Date.now();
+  private closed = false;
+  readonly stats: InterestStats = { queued: 0, dropped: 0, rejected: 0, written: 0, failed: 0, summaries: 0 };
+
+  constructor(private readonly d: InterestRecorderDeps, limits: Partial<InterestLimits> = {}) {
+    this.limits = { ...INTEREST_LIMITS, ...limits };
+  }
+
+  get enabled(): boolean {
+    return this.d.enabled;
+  }
+
+  /** Starts the periodic summary check (not needed for recording). */
+  start(): void {
+    if (!this.d.enabled || this.summaryTimer) return;
+    this.summaryTimer = setInterval(() => void this.summariseDue(), this.limits.summaryCheckMs);
+    this.summaryTimer.unref();
+  }
+
+  /**
+   * A buy refused because the sale is sold out: the token as sent and the quantity, queued for a
+   * batch. The refusal path's whole cost here is a set lookup for a token seen before, and a push
+   * for a new one. Returns nothing, never throws.
+   */
+  soldOut(saleId: string, token: string | null, quantity: QuantitySource, at = Date.now()): void {
+    if (!this.d.enabled || token === null || this.closed) return;
+    let seen = this.tokens.get(saleId);
+    if (seen === undefined) {
+      seen = new Set();
+      this.tokens.set(saleId, seen);
+    } else if (seen.has(token)) return;
+    if (this.queue.length >= this.limits.queueCapacity) {
+      this.stats.dropped++;
+      return;
+    }
+    if (typeof quantity === 'number') {
+      this.enqueue(seen, { saleId, token, quantity, at });
+      return;
+    }
+    // The body arrives after this answer was sent: its quantity is read when it ends.
+    addBounded(seen, token, this.limits.tokensPerSale);
+    let body = '';
+    quantity.on('data', (chunk) => {
+      if (body.length <= MAX_RAW_BODY) body += chunk.toString('utf8');
+    });
+    quantity.on('end', () => {
+      if (this.queue.length < this.limits.queueCapacity) {
+        this.enqueue(seen, { saleId, token, quantity: body.length > MAX_RAW_BODY ? 1 : quantityOf(body), at });
+        return;
+      }
+      this.stats.dropped++;
+      seen.delete(token); // not queued: a later refusal may be
+    });
+  }
+
+  private enqueue(seen: Set<string>, p: Pending): void {
+    addBounded(seen, p.token, this.limits.tokensPerSale);
+    this.queue.push(p);
+    this.stats.queued++;
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      void this.flush();
+    }, this.limits.flushMs);
+    this.flushTimer.unref(); // close() writes what is left
+  }
+
+  /** Verifies and writes everything queued so far; resolves when it is written (or failed). */
+  flush(): Promise<void> {
+    // One batch at a time; a call during a batch waits for it, then takes what queued meanwhile.
+    const run = async () => {
+      while (this.queue.length > 0) await this.writeBatch();
+    };
+    const next = (this.flushing ?? Promise.resolve()).then(run);
+    const mine = next.finally(() => {
+      if (this.flushing === mine) this.flushing = null;
+    });
+    this.flushing = mine;
+    return mine;
+  }
+
+  private async writeBatch(): Promise<void> {
+    const taken = this.queue;
+    this.queue = [];
+    const rows: InterestRow[] = [];
+    const tokenOf: string[] = [];
+    for (let i = 0; i < taken.length; i++) {
+      if (i > 0 && i % this.limits.batchSize === 0) await yieldTurn(); // let the answers through
+      const p = taken[i];
+      let userId: string;
+      try {
+        userId = this.d.auth.user(p.token);
+      } catch {
+        this.stats.rejected++; // forged or expired: nothing recorded; the token stays known
+        continue;
+      }
+      let recorded = this.users.get(p.saleId);
+      if (recorded === undefined) {
+        recorded = new Set();
+        this.users.set(p.saleId, recorded);
+      }
+      if (recorded.has(userId)) continue;
+      addBounded(recorded, userId, this.limits.usersPerSale);
+      rows.push({ saleId: p.saleId, userId, quantity: p.quantity, at: p.at });
+      tokenOf.push(p.token);
+    }
+    if (rows.length === 0) return;
+    try {
+      await this.d.store.recordInterest(rows);
+      this.stats.written += rows.length;
+    } catch (err) {
+      // Forgotten, so that the next refusal of these buyers queues them again.
+      rows.forEach((r, i) => {
+        this.users.get(r.saleId)?.delete(r.userId);
+        this.tokens.get(r.saleId)?.delete(tokenOf[i]);
+      });
+      this.stats.failed += rows.length;
+      this.d.log.warn({ err, rows: rows.length }, 'intended purchases not recorded (database unavailable); kept for the next refusal');
+    }
+  }
+
+  /**
+   * The `sale.interest` summary, appended once per sale: when the sale has ended (its end time
+   * passed or an operator ended it), or, for a sale without an end time, once it has stayed sold
+   * out for `settleMs` (the refused rush is then counted). The event id is the sale's own, so
+   * another process (or a restart) appending it again is the same event to the outbox and to the
+   * receivers.
+   */
+  async summariseDue(now = Date.now()): Promise<void> {
+    if (this.summarising || !this.d.appendEvents) return;
+    this.summarising = true;
+    try {
+      for (const sale of this.d.sales.all()) {
+        if (this.summarised.has(sale.id) || !this.due(sale, now)) continue;
+        await this.flush();
+        const { users, units } = await this.d.store.interestSummary(sale.id);
+        await this.d.appendEvents([saleInterestEvent(sale.id, users, units, now)]);
+        this.summarised.add(sale.id);
+        this.stats.summaries++;
+        this.d.log.info({ saleId: sale.id, users, units }, 'sale.interest summary appended');
+      }
+    } catch (err) {
+      this.d.log.warn({ err }, 'sale.interest summary not appended yet; retrying');
+    } finally {
+      this.summarising = false;
+    }
+  }
+
+  private due(sale: Sale, now: number): boolean {
+    if (sale.endsAt !== null && windowRefusal(sale, now) === 'ended') {
+      if (sale.endsAt < this.startedAt - this.limits.summaryGraceMs) {
+        this.summarised.add(sale.id); // ended long before this process: summarised then
+        return false;
+      }
+      return true;
+    }
+    if (sale.endsAt !== null || !this.d.refusals.isSoldOut(sale.id)) {
+      this.soldOutSince.delete(sale.id);
+      return false;
+    }
+    const since = this.soldOutSince.get(sale.id);
+    if (since === undefined) this.soldOutSince.set(sale.id, now);
+    return since !== undefined && now - since >= this.limits.settleMs;
+  }
+
+  /** A page of a sale's refused buyers, by user id (the admin route). */
+  list(saleId: string, after: string | undefined, limit: number): Promise<InterestPage> {
+    return this.d.store.listInterest(saleId, after, limit);
+  }
+
+  /** Every refused buyer of a sale, read in pages (the CSV export). */
+  async *iterate(saleId: string): AsyncIterable<InterestRow> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.d.store.listInterest(saleId, after, 1000);
+      yield* page.rows;
+      if (page.next === null) return;
+      after = page.next;
+    }
+  }
+
+  summary(saleId: string): Promise<InterestSummary> {
+    return this.d.store.interestSummary(saleId);
+  }
+
+  /** Writes what is queued, then stops. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.summaryTimer) clearInterval(this.summaryTimer);
+    this.summaryTimer = null;
+    await this.flush().catch(() => undefined);
+  }
+}
