@@ -104,6 +104,8 @@ const EnvSchema = Type.Object({
   SECKILL_NATS_STREAM: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'SECKILL' }),
   SECKILL_WEBHOOK_URLS: Type.Optional(Type.String()),
   SECKILL_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  /** Events go to <prefix>.<type>; another prefix only when several deployments share one NATS. */
+  SECKILL_NATS_SUBJECT_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}(\\.[A-Za-z0-9_-]{1,64}){0,3}$', default: 'seckill' }),
 });
 
 export type Env = Static<typeof EnvSchema>;

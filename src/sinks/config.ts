@@ -17,14 +17,15 @@ export interface SinksEnv {
   SECKILL_AMQP_EXCHANGE: string;
   SECKILL_NATS_URL?: string;
   SECKILL_NATS_STREAM: string;
+  SECKILL_NATS_SUBJECT_PREFIX: string;
   SECKILL_WEBHOOK_URLS?: string;
   SECKILL_WEBHOOK_SECRET?: string;
 }
 
 export interface SinksSettings {
   amqp?: { url: string; exchange: string };
-  /** `servers`: one NATS URL or several, comma-separated. */
-  nats?: { servers: string; stream: string };
+  /** `servers`: one NATS URL or several, comma-separated; events go to `<subjectPrefix>.<type>`. */
+  nats?: { servers: string; stream: string; subjectPrefix: string };
   webhooks?: { urls: string[]; secret: string };
 }
 
@@ -49,7 +50,7 @@ export function parseSinksEnv(e: SinksEnv, problems: string[]): SinksSettings {
         problems.push(`SECKILL_NATS_URL: entry ${i + 1} of ${servers.length} (${shownValue('SECKILL_NATS_URL', s)}) is not a NATS server; SECKILL_NATS_URL takes nats://host:port or tls://host:port, several comma-separated.`);
       }
     });
-    out.nats = { servers: servers.join(','), stream: e.SECKILL_NATS_STREAM };
+    out.nats = { servers: servers.join(','), stream: e.SECKILL_NATS_STREAM, subjectPrefix: e.SECKILL_NATS_SUBJECT_PREFIX };
   }
   const hooks = e.SECKILL_WEBHOOK_URLS?.trim();
   if (hooks) {

@@ -4,15 +4,20 @@ import type { EventType, OutboxEvent } from '../domain/events.js';
 import type { EventSink } from './sink.js';
 import { SinkError, messageOf, within } from './sink-error.js';
 
-/** Every event goes to `seckill.<type>` (e.g. seckill.order.paid); the stream takes them all. */
+/** Every event goes to `<prefix>.<type>` (by default seckill.order.paid, …); the stream takes `<prefix>.>`. */
 export const NATS_SUBJECT_PREFIX = 'seckill';
-export const natsSubject = (type: EventType): string => `${NATS_SUBJECT_PREFIX}.${type}`;
+export const natsSubject = (type: EventType, prefix = NATS_SUBJECT_PREFIX): string => `${prefix}.${type}`;
 
 export interface NatsSinkOptions {
   /** One server URL, or several comma-separated (a cluster). */
   servers: string;
-  /** The JetStream stream seckill declares (subjects `seckill.>`). */
+  /** The JetStream stream seckill declares (subjects `<subjectPrefix>.>`). */
   stream: string;
+  /**
+   * `seckill` unless several deployments (or test runs) share one NATS account: two streams
+   * cannot take the same subjects.
+   */
+  subjectPrefix?: string;
   log: Logger;
   name?: string;
   connectTimeoutMs?: number;
@@ -51,9 +56,11 @@ export class NatsSink implements EventSink {
   private readonly publishTimeoutMs: number;
   private readonly duplicateWindowMs: number;
   private readonly retryDelayMs: { min: number; max: number };
+  private readonly subjectPrefix: string;
 
   constructor(private readonly opts: NatsSinkOptions) {
     this.name = opts.name ?? 'nats';
+    this.subjectPrefix = opts.subjectPrefix ?? NATS_SUBJECT_PREFIX;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
     this.duplicateWindowMs = opts.duplicateWindowMs ?? 10 * 60_000;
@@ -68,7 +75,7 @@ export class NatsSink implements EventSink {
     if (!live.connected) throw new SinkError(this.name, 'disconnected from NATS; the client is reconnecting');
     // All sent before any ack is awaited: one round trip per batch, in order on the wire.
     const acks = events.map((ev) =>
-      live.js.publish(natsSubject(ev.type), Buffer.from(ev.body), {
+      live.js.publish(natsSubject(ev.type, this.subjectPrefix), Buffer.from(ev.body), {
         msgID: ev.id,
         timeout: this.publishTimeoutMs,
         expect: { streamName: this.opts.stream },
@@ -140,13 +147,13 @@ export class NatsSink implements EventSink {
     }
     const live: Live = { nc, js: nc.jetstream({ timeout: this.publishTimeoutMs }), connected: true };
     void this.watch(live);
-    this.opts.log.info({ sink: this.name, stream: this.opts.stream }, 'event sink: connected to NATS JetStream');
+    this.opts.log.info({ sink: this.name, stream: this.opts.stream, subjects: `${this.subjectPrefix}.>` }, 'event sink: connected to NATS JetStream');
     return live;
   }
 
   /** Create the stream, or bring an existing one to take our subjects with our duplicate window. */
   private async declareStream(jsm: JetStreamManager, nanos: (ms: number) => number, file: StreamConfig['storage']): Promise<void> {
-    const subjects = [`${NATS_SUBJECT_PREFIX}.>`];
+    const subjects = [`${this.subjectPrefix}.>`];
     const window = nanos(this.duplicateWindowMs);
     try {
       await jsm.streams.add({ name: this.opts.stream, subjects, storage: file, duplicate_window: window });
