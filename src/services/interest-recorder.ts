@@ -30,10 +30,7 @@ export interface InterestRecorderDeps {
   log: Logger;
   /** SECKILL_INTEREST: off records nothing (and appends no summary). */
   enabled: boolean;
-  /**
-   * Appends the `sale.interest` summary to the outbox; absent, no summary is sent.
-   * TODO(issue 13, outbox): wire it to the record store's appendEvents once the outbox lands.
-   */
+  /** Appends the `sale.interest` summary to the outbox (an id already there is left as it is); absent, none is sent. */
   appendEvents?: (events: OutboxEvent[]) => Promise<void>;
 }
 

@@ -119,7 +119,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       metricsToken: config.metricsToken,
       allowTokensWithoutExp: config.allowTokensWithoutExp,
     });
-    const interest = new InterestRecorder({ auth, store, sales, refusals, log, enabled: config.interest });
+    const interest = new InterestRecorder({ auth, store, sales, refusals, log, enabled: config.interest, appendEvents: (events) => store.appendEvents(events) });
     interest.start();
     log.info({ mode }, 'seckill mode');
 
