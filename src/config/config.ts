@@ -36,6 +36,10 @@ const EnvSchema = Type.Object({
   SECKILL_WRITER_BATCH: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
   /** How often unpaid reservations past their window are expired. */
   SECKILL_SWEEP_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 250 }),
+  /** Waiting room: a place not polled for this long is dropped (the page polls every 2 s). */
+  SECKILL_QUEUE_ABANDON_MS: Type.Integer({ minimum: 500, maximum: 600_000, default: 20_000 }),
+  /** Waiting room: how long a pass stays good. */
+  SECKILL_PASS_TTL_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
   /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */
   SECKILL_SQLITE_SYNC: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
   /** Distributed mode: run on a Redis without an append-only file (tests only: a Redis restart loses accepted orders). */
@@ -128,6 +132,8 @@ export interface Config {
   groupCommitMs: number;
   writerBatch: number;
   sweepMs: number;
+  queueAbandonMs: number;
+  passTtlMs: number;
   sqliteSync: 'FULL' | 'NORMAL';
   demoSale: boolean;
   allowVolatileRedis: boolean;
@@ -189,6 +195,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     groupCommitMs: e.SECKILL_GROUP_COMMIT_MS,
     writerBatch: e.SECKILL_WRITER_BATCH,
     sweepMs: e.SECKILL_SWEEP_MS,
+    queueAbandonMs: e.SECKILL_QUEUE_ABANDON_MS,
+    passTtlMs: e.SECKILL_PASS_TTL_MS,
     sqliteSync: e.SECKILL_SQLITE_SYNC,
     demoSale: on(e.SECKILL_DEMO_SALE),
     allowVolatileRedis: on(e.SECKILL_ALLOW_VOLATILE_REDIS),

@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   forbidden: 403,
   not_found: 404,
   bad_path: 403,
+  // A sale with a waiting room: the path and the buy need the pass the room gave (X-Seckill-Pass).
+  no_pass: 403,
   not_started: 425,
   ended: 410,
   paused: 423,
@@ -36,6 +38,7 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   forbidden: 'You are not allowed to do this.',
   not_found: 'No such resource.',
   bad_path: 'This order path was not issued to you for this sale.',
+  no_pass: 'This sale has a waiting room: a valid pass (header X-Seckill-Pass) from POST /api/sales/:saleId/queue is required.',
   not_started: 'The sale has not started yet.',
   ended: 'The sale is over.',
   paused: 'The sale is paused by an operator.',

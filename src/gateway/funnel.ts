@@ -20,7 +20,7 @@ export type FunnelStep = 'path' | 'buy';
 /** Refusals from public facts and the server clock: the same answer for every caller. */
 export type PublicRefusal = 'busy' | 'not_found' | 'ended' | 'paused' | 'not_started' | 'sold_out';
 /** Refusals that depend on who asks (after the token and the per-user rate limit). */
-export type BuyerRefusal = 'bad_path' | 'limit_reached';
+export type BuyerRefusal = 'no_pass' | 'bad_path' | 'limit_reached';
 
 /** The operators' switch the funnel reads. */
 export interface FunnelSwitches {
@@ -46,6 +46,11 @@ export interface BuyerAsk {
   readonly userId: string;
   readonly path: string;
   readonly quantity: number;
+  /**
+   * The caller found a good waiting-room pass (X-Seckill-Pass: genuine, this user's and sale's, not
+   * expired, not spent); read only for a sale with a room.
+   */
+  readonly hasPass?: boolean;
 }
 
 interface PublicCheck {
@@ -55,10 +60,12 @@ interface PublicCheck {
   refuse(a: PublicAsk, switches: FunnelSwitches, hints: FunnelHints): PublicRefusal | null;
 }
 
-/** Buyer checks apply to the buy alone: the path request ends with identity. */
+/** Buyer checks apply to the buy alone unless they say otherwise: the path request ends with identity. */
 interface BuyerCheck {
   readonly stage: 'buyer';
   readonly name: string;
+  /** Default: the buy alone. */
+  readonly steps?: readonly FunnelStep[];
   refuse(a: BuyerAsk, hints: FunnelHints): BuyerRefusal | null;
 }
 
@@ -75,6 +82,8 @@ export const FUNNEL: readonly FunnelCheck[] = [
   // Buys only: the path request's contract has no sold_out (docs/http-api.md); the buy refuses it.
   { stage: 'public', name: 'sold-out hint', steps: ['buy'], refuse: (a, _sw, h) => (a.sale && h.isSoldOut(a.sale.id) ? 'sold_out' : null) },
   // Buyer: after the token and the per-user rate limit.
+  // A sale with a waiting room: the path and the buy only with the pass the room gave this user.
+  { stage: 'buyer', name: 'waiting-room pass', steps: BOTH, refuse: (a) => (a.sale.waitingRoom && !a.hasPass ? 'no_pass' : null) },
   { stage: 'buyer', name: 'order path', refuse: (a) => (isOrderPath(a.sale, a.userId, a.path) ? null : 'bad_path') },
   { stage: 'buyer', name: 'at-limit memo', refuse: (a, h) => (h.holdsLimit(a.sale.id, a.userId) ? 'limit_reached' : null) },
   { stage: 'buyer', name: 'quantity over limit', refuse: (a) => (a.quantity > a.sale.perUserLimit ? 'limit_reached' : null) },
@@ -84,7 +93,9 @@ export const FUNNEL: readonly FunnelCheck[] = [
 const publicChecks = (step: FunnelStep): PublicCheck[] =>
   FUNNEL.filter((c): c is PublicCheck => c.stage === 'public' && c.steps.includes(step));
 const PUBLIC: Record<FunnelStep, readonly PublicCheck[]> = { path: publicChecks('path'), buy: publicChecks('buy') };
-const BUYER: readonly BuyerCheck[] = FUNNEL.filter((c): c is BuyerCheck => c.stage === 'buyer');
+const buyerChecks = (step: FunnelStep): BuyerCheck[] =>
+  FUNNEL.filter((c): c is BuyerCheck => c.stage === 'buyer' && (c.steps ?? ['buy']).includes(step));
+const BUYER: Record<FunnelStep, readonly BuyerCheck[]> = { path: buyerChecks('path'), buy: buyerChecks('buy') };
 
 /** The first public refusal for this request, or null: it may go on to identity. */
 export function publicRefusal(a: PublicAsk, switches: FunnelSwitches, hints: FunnelHints): PublicRefusal | null {
@@ -95,9 +106,9 @@ export function publicRefusal(a: PublicAsk, switches: FunnelSwitches, hints: Fun
   return null;
 }
 
-/** The first refusal that depends on the buyer, or null: the stock engine decides. */
-export function buyerRefusal(a: BuyerAsk, hints: FunnelHints): BuyerRefusal | null {
-  for (const check of BUYER) {
+/** The first refusal that depends on the buyer, or null: the stock engine decides (the path: it is handed out). */
+export function buyerRefusal(a: BuyerAsk, hints: FunnelHints, step: FunnelStep = 'buy'): BuyerRefusal | null {
+  for (const check of BUYER[step]) {
     const code = check.refuse(a, hints);
     if (code !== null) return code;
   }

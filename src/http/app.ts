@@ -7,6 +7,7 @@ import { adminRoutes } from './routes/admin.js';
 import { interestRoutes } from './routes/interest.js';
 import { buyingRoutes } from './routes/buying.js';
 import { opsRoutes } from './routes/ops.js';
+import { queueRoutes } from './routes/queue.js';
 import { pagesRoutes } from './routes/pages.js';
 import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
@@ -119,6 +120,7 @@ export function buildApp(services: Services): App {
   const { auth, orders, switches, secrets, config } = services;
   app.register(buyingRoutes({ auth, orders, switches, secrets, config, buying }));
   app.register(adminRoutes(services));
+  app.register(queueRoutes(services));
   app.register(interestRoutes(services));
   app.register(opsRoutes(services));
   app.register(pagesRoutes(services));

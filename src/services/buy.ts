@@ -1,6 +1,6 @@
 import type { Order } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
-import type { Refusal, StockEngine } from '../engine/stock-engine.js';
+import type { Refusal, ReserveResult, StockEngine } from '../engine/stock-engine.js';
 import type { Auth } from '../gateway/auth.js';
 import { buyerRefusal, publicRefusal, type BuyerRefusal, type FunnelStep, type FunnelSwitches, type PublicRefusal } from '../gateway/funnel.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
@@ -8,6 +8,7 @@ import { orderPath } from '../gateway/order-path.js';
 import type { RateLimit } from '../gateway/rate-limit.js';
 import type { InterestRecorder } from './interest-recorder.js';
 import type { Metrics } from './metrics.js';
+import type { WaitingRoomService } from './waiting-room.js';
 import type { SaleService } from './sale-service.js';
 import type { SaleSignals } from './signals.js';
 
@@ -21,13 +22,15 @@ export interface BuyDeps {
   auth: Pick<Auth, 'user'>;
   userLimit: Pick<RateLimit, 'enabled' | 'take'>;
   metrics: Pick<Metrics, 'countReservation'>;
+  /** The waiting rooms' passes (a sale with a room: no path, no buy without one). */
+  room?: Pick<WaitingRoomService, 'checkPass' | 'claimPass' | 'settlePass'>;
   /** Intended purchases: buyers refused because the sale is sold out. */
   interest?: Pick<InterestRecorder, 'soldOut'>;
 }
 
 export type BuyRefusal = PublicRefusal | BuyerRefusal | Refusal;
 
-export type PathResult = { ok: true; path: string } | { ok: false; refusal: PublicRefusal };
+export type PathResult = { ok: true; path: string } | { ok: false; refusal: PublicRefusal | BuyerRefusal };
 export type BuyResult = { ok: true; order: Order } | { ok: false; refusal: BuyRefusal };
 
 export interface BuyRequest {
@@ -37,6 +40,8 @@ export interface BuyRequest {
   /** The bearer token, or null; refused with 401 (thrown) once the public checks passed. */
   token: string | null;
   quantity: number;
+  /** The waiting-room pass (header X-Seckill-Pass), or null/absent. */
+  pass?: string | null;
 }
 
 /**
@@ -60,10 +65,13 @@ export class BuyService {
   }
 
   /** `POST …/path`: the caller's order path, once the sale is live. */
-  async path(saleId: string, token: string | null): Promise<PathResult> {
+  async path(saleId: string, token: string | null, pass: string | null = null): Promise<PathResult> {
     const open = await this.publicStage('path', saleId);
     if (typeof open === 'string') return { ok: false, refusal: open };
     const userId = await this.identify(token);
+    const hasPass = open.sale.waitingRoom ? this.d.room?.checkPass(open.sale, userId, pass, open.now) : false;
+    const refused = buyerRefusal({ sale: open.sale, userId, path: '', quantity: 1, hasPass }, this.d.refusals, 'path');
+    if (refused) return { ok: false, refusal: refused };
     return { ok: true, path: orderPath(open.sale, userId) };
   }
 
@@ -74,10 +82,15 @@ export class BuyService {
     if (typeof open === 'string') return { ok: false, refusal: open };
     const { sale, now } = open;
     const userId = await this.identify(req.token);
-    const refused = buyerRefusal({ sale, userId, path: req.path, quantity: req.quantity }, this.d.refusals);
-    if (refused) return { ok: false, refusal: refused };
+    // A sale with a room: the pass is taken for this buy, spent if it reserves, given back otherwise.
+    const claimed = sale.waitingRoom ? (this.d.room?.claimPass(sale, userId, req.pass ?? null, now) ?? false) : false;
+    const refused = buyerRefusal({ sale, userId, path: req.path, quantity: req.quantity, hasPass: claimed }, this.d.refusals);
+    if (refused) {
+      if (claimed) this.d.room?.settlePass(sale.id, userId, false);
+      return { ok: false, refusal: refused };
+    }
 
-    const result = await this.d.engine.reserve(sale, userId, req.quantity, now);
+    const result = claimed ? await this.reserveWithPass(sale, userId, req.quantity, now) : await this.d.engine.reserve(sale, userId, req.quantity, now);
     // Hints for the next requests, whatever the answer: refused cheaply from now on.
     if (result.available <= 0) this.d.signals.soldOut(sale.id);
     if (result.held >= sale.perUserLimit) this.d.refusals.markAtLimit(sale.id, userId);
@@ -85,6 +98,18 @@ export class BuyService {
     if (!result.ok) return { ok: false, refusal: result.refusal };
     this.d.metrics.countReservation(sale.id);
     return { ok: true, order: result.order };
+  }
+
+  /** The engine's decision for a buy holding a claimed pass: spent when reserved, given back otherwise (a throw included). */
+  private async reserveWithPass(sale: Sale, userId: string, quantity: number, now: number): Promise<ReserveResult> {
+    let reserved = false;
+    try {
+      const result = await this.d.engine.reserve(sale, userId, quantity, now);
+      reserved = result.ok;
+      return result;
+    } finally {
+      this.d.room?.settlePass(sale.id, userId, reserved);
+    }
   }
 
   /**

@@ -11,6 +11,7 @@ import { Metrics } from '../services/metrics.js';
 import { ExpirySweeper } from '../services/expiry-sweeper.js';
 import { InterestRecorder } from '../services/interest-recorder.js';
 import { OrderService } from '../services/order-service.js';
+import { WaitingRoomService } from '../services/waiting-room.js';
 import type { RecordStore } from '../stores/record-store.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
 import { SaleService } from '../services/sale-service.js';
@@ -41,6 +42,8 @@ export interface Services {
   ipLimit: RateLimit;
   userLimit: RateLimit;
   metrics: Metrics;
+  /** The sales' waiting rooms (issue 14), in this process. */
+  room: WaitingRoomService;
   /** Intended purchases: buyers refused because a sale is sold out (SECKILL_INTEREST). */
   interest: InterestRecorder;
   /** Units per order status and sale (admin stats, dashboard, /metrics): read here, never summed per scrape. */
@@ -55,6 +58,9 @@ export interface Services {
   ping(): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
+
+/** The waiting room lives in one process's memory: not yet shared over Redis (issue 14). */
+const NO_ROOM_DISTRIBUTED = 'waitingRoom is not yet in distributed mode (REDIS_URL): create the sale without it, or run embedded or postgres mode.';
 
 /** The mode, with the URLs it needs. */
 type Target = { mode: 'embedded' } | { mode: 'postgres'; databaseUrl: string } | { mode: 'distributed'; databaseUrl: string; redisUrl: string };
@@ -94,7 +100,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   const backend = await openBackend(target, { config, log, refusals, switches, heard });
   try {
     const { store, engine, signals, breakers } = backend;
-    const sales = new SaleService(store, engine, refusals, signals);
+    const sales = new SaleService(store, engine, refusals, signals, mode === 'distributed' ? NO_ROOM_DISTRIBUTED : null);
     heard.on('sale', (saleId) => {
       sales.reload(saleId).catch((err: unknown) => log.warn({ err, saleId }, 'sale reload failed'));
     });
@@ -104,6 +110,8 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     // Order event streams served here hear of changes made in the other processes.
     heard.on('order', (o) => orders.events.emit(o.orderId, o));
     const sweeper = new ExpirySweeper(orders, config.sweepMs, log);
+    const room = new WaitingRoomService(sales, { abandonAfterMs: config.queueAbandonMs, passTtlMs: config.passTtlMs });
+    room.start();
     const metrics = new Metrics({
       available: () => sales.all().map((s) => [s.id, engine.available(s.id)]),
       // O(sales): no database work on the scrape path (issue 9, defect 11).
@@ -136,6 +144,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       sales,
       orders,
       sweeper,
+      room,
       auth,
       ipLimit: new RateLimit(config.ratePerIp),
       userLimit: backend.userLimit,
@@ -160,6 +169,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       },
       async close() {
         sweeper.stop();
+        room.stop();
         await interest.close();
         // Hands this process's last request counts over while the backend is still open.
         await metrics.close();

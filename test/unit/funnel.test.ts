@@ -25,6 +25,7 @@ test('the checks run in the documented order (docs/design.md, "the funnel")', ()
       'public: unknown sale',
       'public: sale window',
       'public: sold-out hint',
+      'buyer: waiting-room pass',
       'buyer: order path',
       'buyer: at-limit memo',
       'buyer: quantity over limit',
@@ -89,6 +90,27 @@ for (const row of BUYER_TABLE) {
       { sale: S, userId, path: row.path ?? PATH_ANN, quantity: row.quantity ?? 1 },
       hints([], row.atLimit ? [`sale-1/${userId}`] : []),
     );
+    assert.equal(got, row.want);
+  });
+}
+
+// A sale with a waiting room: no path and no buy without a good pass (the caller verifies it: hasPass).
+const ROOM = sale({ perUserLimit: 2, waitingRoom: { method: 'fifo', admitPerSecond: 10, stockFactor: 1 } });
+const PASS_TABLE: Array<{ name: string; step: FunnelStep; room: boolean; hasPass?: boolean; path?: string; want: string | null }> = [
+  { name: 'room, no pass: the path request', step: 'path', room: true, want: 'no_pass' },
+  { name: 'room, no pass: the buy', step: 'buy', room: true, want: 'no_pass' },
+  { name: 'room, a good pass: the path request', step: 'path', room: true, hasPass: true, want: null },
+  { name: 'room, a good pass: the buy', step: 'buy', room: true, hasPass: true, want: null },
+  { name: 'room: no pass before a bad path', step: 'buy', room: true, path: 'x', want: 'no_pass' },
+  { name: 'room, a good pass, a bad path', step: 'buy', room: true, hasPass: true, path: 'x', want: 'bad_path' },
+  { name: 'no room: the path request needs no pass', step: 'path', room: false, want: null },
+  { name: 'no room: the buy needs no pass', step: 'buy', room: false, want: null },
+];
+
+for (const row of PASS_TABLE) {
+  test(`buyer checks, ${row.step}: ${row.name} → ${row.want ?? 'passes'}`, () => {
+    const s = row.room ? ROOM : S;
+    const got = buyerRefusal({ sale: s, userId: 'ann', path: row.path ?? orderPath(s, 'ann'), quantity: 1, hasPass: row.hasPass }, hints(), row.step);
     assert.equal(got, row.want);
   });
 }

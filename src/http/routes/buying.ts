@@ -33,6 +33,12 @@ function refuseBuy(req: FastifyRequest, reply: FastifyReply, code: BuyRefusal) {
   return refuse(req, reply, code, code === 'busy' ? SWITCH_RETRY_AFTER : undefined);
 }
 
+/** The waiting-room pass (a sale with a room needs it for the path and the buy). */
+function passOf(req: FastifyRequest): string | null {
+  const h = req.headers['x-seckill-pass'];
+  return typeof h === 'string' ? h : null;
+}
+
 export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
   /** Open order-event streams per user. */
@@ -40,7 +46,7 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
 
   return async (app) => {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
-      const result = await s.buying.path(req.params.saleId, bearer(req));
+      const result = await s.buying.path(req.params.saleId, bearer(req), passOf(req));
       if (!result.ok) return refuseBuy(req, reply, result.refusal);
       reply.header('cache-control', 'no-store').type(JSON_TYPE);
       return JSON.stringify({ path: result.path });
@@ -48,7 +54,7 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
 
     app.post('/api/sales/:saleId/buy/:path', { schema: { params: BuyParams, body: BuyBody } }, async (req, reply) => {
       const { saleId, path } = req.params;
-      const result = await s.buying.buy({ saleId, path, token: bearer(req), quantity: req.body?.quantity ?? 1 });
+      const result = await s.buying.buy({ saleId, path, token: bearer(req), quantity: req.body?.quantity ?? 1, pass: passOf(req) });
       if (!result.ok) return refuseBuy(req, reply, result.refusal);
       const { order } = result;
       // Serialized here, with the type fastify gives JSON: a string skips its serializer and hooks.
