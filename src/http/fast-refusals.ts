@@ -3,7 +3,6 @@ import { ERROR_STATUS, PRESERIALIZED } from '../domain/errors.js';
 import type { FunnelStep, PublicRefusal } from '../gateway/funnel.js';
 import type { BuyService } from '../services/buy.js';
 import type { InterestRecorder } from '../services/interest-recorder.js';
-import { Auth } from '../gateway/auth.js';
 import { BUY_ROUTE, PATH_ROUTE, SWITCH_RETRY_AFTER, countAnswer, type OutcomeDeps } from './outcomes.js';
 import { corsRefusalHeaders } from './cors.js';
 
@@ -42,7 +41,7 @@ const PREBUILT: Record<FastCode, Prebuilt> = {
 
 export interface FastPathDeps extends OutcomeDeps {
   buying: Pick<BuyService, 'localRefusal'>;
-  /** Intended purchases: a sold-out refusal's token and body, verified and written later. */
+  /** Intended purchases: a sold-out refusal's Authorization header and body, verified and written later. */
   interest?: Pick<InterestRecorder, 'soldOut'>;
   /** SECKILL_CORS_ORIGINS: a refusal to a page on one of them carries the CORS headers too. */
   corsOrigins?: ReadonlySet<string>;
@@ -76,6 +75,6 @@ export function fastRefusal(d: FastPathDeps, req: http.IncomingMessage, res: htt
   res.writeHead(answer.status, cors ? { ...answer.headers, ...cors } : answer.headers);
   res.end(answer.body);
   countAnswer(d, step === 'buy' ? BUY_ROUTE : PATH_ROUTE, saleId, code, 0);
-  if (code === 'sold_out') d.interest?.soldOut(saleId, Auth.bearer(req.headers.authorization), req);
+  if (code === 'sold_out') d.interest?.soldOut(saleId, req.headers.authorization, req);
   return true;
 }

@@ -2,15 +2,15 @@ import { setImmediate as yieldTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { saleInterestEvent, type OutboxEvent } from '../domain/events.js';
 import { windowRefusal, type Sale } from '../domain/sale.js';
-import type { Auth } from '../gateway/auth.js';
+import { Auth } from '../gateway/auth.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
 import type { InterestPage, InterestRecords, InterestRow, InterestSummary } from '../stores/record-store.js';
 
 // Intended purchases (issue 13): a buyer refused because the sale is sold out is kept for the
 // sales team, once per user and sale. The refusal is answered before anyone looks at the token
-// (src/gateway/funnel.ts), and it must stay that cheap: the refusal path only puts the token as
-// sent into a bounded queue; the tokens are verified later, off that path, in batches, and a
-// token that does not verify (forged, expired) records nothing.
+// (src/gateway/funnel.ts), and it must stay that cheap: the refusal path only puts the credential
+// as sent (the Authorization header) into a bounded queue; the tokens are verified later, off
+// that path, in batches, and a token that does not verify (forged, expired) records nothing.
 
 /** The request body still to come (the raw fast path does not read it): only its quantity is wanted. */
 export interface RawBody {
@@ -41,7 +41,7 @@ export interface InterestLimits {
   batchSize: number;
   /** How long a refusal waits in the queue for company before the batch runs (ms). */
   flushMs: number;
-  /** Token strings remembered per sale (a repeated token costs a set lookup, nothing more). */
+  /** Credentials (header or token strings) remembered per sale (a repeat costs a set lookup, nothing more). */
   tokensPerSale: number;
   /** User ids remembered per sale as recorded (past it, the database's key de-duplicates). */
   usersPerSale: number;
@@ -57,7 +57,7 @@ export const INTEREST_LIMITS: InterestLimits = {
   queueCapacity: 10_000,
   batchSize: 256,
   flushMs: 100,
-  tokensPerSale: 20_000,
+  tokensPerSale: 10_000,
   usersPerSale: 100_000,
   summaryCheckMs: 1000,
   settleMs: 60_000,
@@ -80,7 +80,8 @@ export interface InterestStats {
 
 interface Pending {
   saleId: string;
-  token: string;
+  /** The Authorization header as sent, or the bearer token itself. */
+  credential: string;
   quantity: number;
   at: number;
 }
@@ -89,6 +90,17 @@ interface Pending {
 const MAX_QUANTITY = 1000;
 /** A raw body longer than this is not read for its quantity (the fast path drains at most 16 KiB). */
 const MAX_RAW_BODY = 1024;
+/** Longer credentials are not kept (Auth.bearer refuses headers over 4096 characters anyway). */
+const MAX_CREDENTIAL = 2048;
+
+/**
+ * The bearer token of a credential: the Authorization header as sent (the raw fast path: keyed by
+ * the header string the parser made, which hashes at once, unlike a slice of it), or the token
+ * itself (the use case). A JWT never starts with "Bearer ".
+ */
+function tokenOf(credential: string): string | null {
+  return credential.startsWith('Bearer ') ? Auth.bearer(credential) : credential;
+}
 
 /** The quantity a raw buy body asks for: its `quantity` when a valid one, else 1 (the buy's default). */
 export function quantityOf(body: string): number {
@@ -101,6 +113,38 @@ export function quantityOf(body: string): number {
   }
 }
 
+/** A number mixed from a credential's length and last characters (a token's signature): cheap to hash. */
+function keyOf(credential: string): number {
+  let h = credential.length;
+  for (let i = Math.max(0, credential.length - 8); i < credential.length; i++) h = (Math.imul(h, 31) + credential.charCodeAt(i)) | 0;
+  return h & 0x3fffffff; // a small integer: the map hashes it at once
+}
+
+/**
+ * The credentials already queued for one sale, looked up without hashing the whole string: V8
+ * hashes a fresh 200-character header string in about a microsecond (bench/interest-hot-path.ts),
+ * as much as the rest of the refusal. Keyed by `keyOf`; each entry holds the whole string it
+ * stands for, compared on a hit (two credentials with one key: the later one is queued each time,
+ * and the user set or the database's key keeps its user once). Stops growing at `cap`.
+ */
+class SeenCredentials {
+  private readonly byKey = new Map<number, string>();
+  constructor(private readonly cap: number) {}
+
+  has(credential: string): boolean {
+    return this.byKey.get(keyOf(credential)) === credential;
+  }
+
+  add(credential: string): void {
+    if (this.byKey.size < this.cap) this.byKey.set(keyOf(credential), credential);
+  }
+
+  delete(credential: string): void {
+    const k = keyOf(credential);
+    if (this.byKey.get(k) === credential) this.byKey.delete(k);
+  }
+}
+
 /** A set that stops growing at `cap` (past it, membership still answers for what it holds). */
 function addBounded(set: Set<string>, value: string, cap: number): void {
   if (set.size < cap) set.add(value);
@@ -109,8 +153,8 @@ function addBounded(set: Set<string>, value: string, cap: number): void {
 export class InterestRecorder {
   private readonly limits: InterestLimits;
   private queue: Pending[] = [];
-  /** Per sale: token strings already queued (verified or not): a repeat costs nothing more. */
-  private readonly tokens = new Map<string, Set<string>>();
+  /** Per sale: credentials already queued (verified or not): a repeat costs nothing more. */
+  private readonly seen = new Map<string, SeenCredentials>();
   /** Per sale: users already recorded by this process. */
   private readonly users = new Map<string, Set<string>>();
   private flushTimer: NodeJS.Timeout | null = null;
@@ -141,43 +185,43 @@ export class InterestRecorder {
   }
 
   /**
-   * A buy refused because the sale is sold out: the token as sent and the quantity, queued for a
-   * batch. The refusal path's whole cost here is a set lookup for a token seen before, and a push
-   * for a new one. Returns nothing, never throws.
+   * A buy refused because the sale is sold out: the credential as sent (the Authorization header,
+   * or the bearer token) and the quantity, queued for a batch. The refusal path's whole cost here
+   * is a set lookup for a credential seen before, and a push for a new one. Never throws.
    */
-  soldOut(saleId: string, token: string | null, quantity: QuantitySource, at = Date.now()): void {
-    if (!this.d.enabled || token === null || this.closed) return;
-    let seen = this.tokens.get(saleId);
+  soldOut(saleId: string, credential: string | null | undefined, quantity: QuantitySource, at = Date.now()): void {
+    if (!this.d.enabled || !credential || credential.length > MAX_CREDENTIAL || this.closed) return;
+    let seen = this.seen.get(saleId);
     if (seen === undefined) {
-      seen = new Set();
-      this.tokens.set(saleId, seen);
-    } else if (seen.has(token)) return;
+      seen = new SeenCredentials(this.limits.tokensPerSale);
+      this.seen.set(saleId, seen);
+    } else if (seen.has(credential)) return;
     if (this.queue.length >= this.limits.queueCapacity) {
       this.stats.dropped++;
       return;
     }
     if (typeof quantity === 'number') {
-      this.enqueue(seen, { saleId, token, quantity, at });
+      this.enqueue(seen, { saleId, credential, quantity, at });
       return;
     }
     // The body arrives after this answer was sent: its quantity is read when it ends.
-    addBounded(seen, token, this.limits.tokensPerSale);
+    seen.add(credential);
     let body = '';
     quantity.on('data', (chunk) => {
       if (body.length <= MAX_RAW_BODY) body += chunk.toString('utf8');
     });
     quantity.on('end', () => {
       if (this.queue.length < this.limits.queueCapacity) {
-        this.enqueue(seen, { saleId, token, quantity: body.length > MAX_RAW_BODY ? 1 : quantityOf(body), at });
+        this.enqueue(seen, { saleId, credential, quantity: body.length > MAX_RAW_BODY ? 1 : quantityOf(body), at });
         return;
       }
       this.stats.dropped++;
-      seen.delete(token); // not queued: a later refusal may be
+      seen.delete(credential); // not queued: a later refusal may be
     });
   }
 
-  private enqueue(seen: Set<string>, p: Pending): void {
-    addBounded(seen, p.token, this.limits.tokensPerSale);
+  private enqueue(seen: SeenCredentials, p: Pending): void {
+    seen.add(p.credential);
     this.queue.push(p);
     this.stats.queued++;
     if (this.flushTimer) return;
@@ -206,13 +250,13 @@ export class InterestRecorder {
     const taken = this.queue;
     this.queue = [];
     const rows: InterestRow[] = [];
-    const tokenOf: string[] = [];
+    const credentials: string[] = [];
     for (let i = 0; i < taken.length; i++) {
       if (i > 0 && i % this.limits.batchSize === 0) await yieldTurn(); // let the answers through
       const p = taken[i];
       let userId: string;
       try {
-        userId = this.d.auth.user(p.token);
+        userId = this.d.auth.user(tokenOf(p.credential));
       } catch {
         this.stats.rejected++; // forged or expired: nothing recorded; the token stays known
         continue;
@@ -225,7 +269,7 @@ export class InterestRecorder {
       if (recorded.has(userId)) continue;
       addBounded(recorded, userId, this.limits.usersPerSale);
       rows.push({ saleId: p.saleId, userId, quantity: p.quantity, at: p.at });
-      tokenOf.push(p.token);
+      credentials.push(p.credential);
     }
     if (rows.length === 0) return;
     try {
@@ -235,7 +279,7 @@ export class InterestRecorder {
       // Forgotten, so that the next refusal of these buyers queues them again.
       rows.forEach((r, i) => {
         this.users.get(r.saleId)?.delete(r.userId);
-        this.tokens.get(r.saleId)?.delete(tokenOf[i]);
+        this.seen.get(r.saleId)?.delete(credentials[i]);
       });
       this.stats.failed += rows.length;
       this.d.log.warn({ err, rows: rows.length }, 'intended purchases not recorded (database unavailable); kept for the next refusal');
