@@ -25,8 +25,8 @@ test('the literal-return reader finds bare and table returns, not comments', () 
   assert.deepEqual([...literalReturns("--[[ return 9 ]]\nif x then return -7 end\n-- return 8\nreturn {1, a, b}\nreturn n")].sort(), [-7, 1]);
 });
 
-test("every reserve code but reserved, notLoaded and tooLate is a refusal, and those three are not", () => {
-  const { reserved, notLoaded, tooLate, ...refusals } = LuaCode.reserve;
+test("every reserve-many code but reserved, notLoaded and tooLate is a refusal, and those three are not", () => {
+  const { reserved, notLoaded, tooLate, ...refusals } = LuaCode['reserve-many'];
   for (const code of [reserved, notLoaded, tooLate]) assert.equal(reserveRefusal(code), undefined);
   assert.deepEqual(
     Object.entries(refusals).map(([name, code]) => [name, reserveRefusal(code)]),

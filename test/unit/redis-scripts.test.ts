@@ -13,7 +13,7 @@ const LUA_DIR = new URL('../../src/stores/redis/lua/', import.meta.url);
 type SeckillCommand = Extract<keyof RedisCommander<ClientContext>, `seckill${string}`>;
 // The compiler insists this lists every typed command; the test compares it with the files.
 const TYPED: Record<SeckillCommand, true> = {
-  seckillReserve: true,
+  seckillReserveMany: true,
   seckillTransition: true,
   seckillRefund: true,
   seckillInitSale: true,

@@ -9,7 +9,7 @@ import type { Refusal } from '../../engine/stock-engine.js';
  * `return`s and its entry here are the same set.
  */
 export const LuaCode = {
-  reserve: { reserved: 1, notLoaded: -1, paused: -2, notStarted: -3, ended: -4, limitReached: -5, soldOut: -6, tooLate: -7 },
+  'reserve-many': { reserved: 1, notLoaded: -1, paused: -2, notStarted: -3, ended: -4, limitReached: -5, soldOut: -6, tooLate: -7 },
   transition: { changed: 1, unchanged: 0, notLoaded: -1, unknownOrder: -2, tooLate: -7 },
   // The same numbers as transition's, on purpose: the engine reads both replies alike.
   refund: { changed: 1, unchanged: 0, notLoaded: -1, unknownOrder: -2, tooLate: -7 },
@@ -26,19 +26,19 @@ export const LuaCode = {
 } as const;
 
 type CodeOf<S extends keyof typeof LuaCode> = (typeof LuaCode)[S][keyof (typeof LuaCode)[S]];
-export type ReserveCode = CodeOf<'reserve'>;
+export type ReserveCode = CodeOf<'reserve-many'>;
 export type TransitionCode = CodeOf<'transition'>;
 export type InitSaleCode = CodeOf<'init-sale'>;
 export type RebuildBeginCode = CodeOf<'rebuild-begin'>;
 export type AdoptOrderCode = CodeOf<'adopt-order'>;
 
-/** reserve's refusals, as the engine reports them. */
+/** reserve-many's refusals (per buyer), as the engine reports them. */
 const RESERVE_REFUSALS = new Map<number, Refusal>([
-  [LuaCode.reserve.paused, 'paused'],
-  [LuaCode.reserve.notStarted, 'not_started'],
-  [LuaCode.reserve.ended, 'ended'],
-  [LuaCode.reserve.limitReached, 'limit_reached'],
-  [LuaCode.reserve.soldOut, 'sold_out'],
+  [LuaCode['reserve-many'].paused, 'paused'],
+  [LuaCode['reserve-many'].notStarted, 'not_started'],
+  [LuaCode['reserve-many'].ended, 'ended'],
+  [LuaCode['reserve-many'].limitReached, 'limit_reached'],
+  [LuaCode['reserve-many'].soldOut, 'sold_out'],
 ]);
 
 /** The refusal a reserve code stands for; undefined for a code that is not one. */

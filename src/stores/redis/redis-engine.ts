@@ -24,6 +24,11 @@ const RESERVE_BUDGET_MS = 1000;
 const OUTCOME_WINDOW_MS = 10_000;
 /** After that, a buy whose outcome stayed unknown is looked for (and cancelled if made) for this long. */
 const ORPHAN_WATCH_MS = 10 * 60_000;
+/**
+ * At most this many buyers in one reserve-many call: Redis runs a script alone, so a longer one
+ * holds up every other command (about 10–20 µs per buyer; 256 ≈ a few ms).
+ */
+const MAX_RESERVES_PER_CALL = 256;
 
 export interface RedisEngineOptions {
   /** Called with each sale's available stock as Redis reports it (shared sold-out hint). */
@@ -38,10 +43,26 @@ class TransitionApplied extends Error {
 }
 
 type Reply = Array<string | number>;
+/** One buyer's numbers in a reserve-many reply: code, available, held, expiresAt. */
+type BuyerReply = [number, number, number, number];
+
+/** A buyer waiting for this turn's reserve-many call of his sale; `offset` is Redis's clock minus ours as he saw it. */
+interface QueuedBuyer {
+  userId: string;
+  quantity: number;
+  now: number;
+  orderId: string;
+  offset: number;
+}
+interface PendingBuyer extends QueuedBuyer {
+  resolve(r: BuyerReply | ReserveResult): void;
+  reject(err: unknown): void;
+}
 
 /**
- * The distributed engine: each decision is one Lua script on Redis (reserve, transition), and
- * the order record goes into the sale's stream inside the same script; the order writer copies
+ * The distributed engine: each decision is one Lua script on Redis (reserve-many, transition), and
+ * the order record goes into the sale's stream inside the same script (the reserves of one
+ * event-loop turn go as one reserve-many call per sale, each buyer decided in turn); the order writer copies
  * the stream into PostgreSQL. A sale whose record is missing in Redis (Redis restarted without
  * its data) is rebuilt from PostgreSQL before it sells again.
  */
@@ -54,6 +75,9 @@ export class RedisStockEngine implements StockEngine {
   private clockLearnedAt = 0;
   /** Rebuilds a sale Redis lost, from the database of record. */
   private readonly rebuilder: SaleRebuilder;
+  /** Reserves of this event-loop turn, by sale, sent together when the turn ends. */
+  private readonly queued = new Map<string, { sale: Sale; buyers: PendingBuyer[] }>();
+  private flushScheduled = false;
 
   constructor(
     private readonly redis: Redis,
@@ -108,38 +132,18 @@ export class RedisStockEngine implements StockEngine {
     } catch (err) {
       throw busy(err); // nothing was sent
     }
-    // Each send carries a deadline in Redis's clock; past it the script changes nothing.
-    const attempt = async (): Promise<Reply | ReserveResult> => {
-      const sentAt = Date.now();
-      const deadline = sentAt + offset + RESERVE_BUDGET_MS;
-      try {
-        return await this.redis.seckillReserve(
-          this.keys.sale(sale.id), this.keys.holdings(sale.id), this.keys.orders(sale.id), this.keys.stream(sale.id), this.keys.orderIndex(),
-          sale.id, userId, quantity, now, orderId, deadline,
-        );
-      } catch (err) {
-        // No reply: the script may have run with only its reply lost (the order is real, and
-        // the buyer must hear so), or may still be queued behind a stalled Redis.
-        const outcome = await this.reserveOutcome(sale.id, userId, orderId, deadline, sentAt, err);
-        if (outcome === 'none') throw busy(err);
-        if (outcome === 'unknown') {
-          this.watchOrphan(sale.id, userId, orderId, deadline);
-          throw unknownOutcome(err);
-        }
-        return outcome;
-      }
-    };
-    let r = await attempt();
+    const buyer = { userId, quantity, now, orderId, offset };
+    let r = await this.queueReserve(sale, buyer);
     if (!Array.isArray(r)) return r;
-    if (Number(r[0]) === LuaCode.reserve.notLoaded) {
+    if (r[0] === LuaCode['reserve-many'].notLoaded) {
       await this.load(sale);
-      r = await attempt();
+      r = await this.queueReserve(sale, buyer);
       if (!Array.isArray(r)) return r;
     }
-    const [code, available, held, expiresAt] = r.map(Number);
-    if (code === LuaCode.reserve.tooLate) throw tooLate('reserve');
+    const [code, available, held, expiresAt] = r;
+    if (code === LuaCode['reserve-many'].tooLate) throw tooLate('reserve');
     this.availability.set(sale.id, available);
-    if (code === LuaCode.reserve.reserved) {
+    if (code === LuaCode['reserve-many'].reserved) {
       const order: Order = {
         orderId, saleId: sale.id, userId, quantity, priceCents: sale.priceCents, status: 'reserved',
         createdAt: now, expiresAt, paidAt: null, paymentRef: null, refundedAt: null, refundReason: null,
@@ -149,6 +153,86 @@ export class RedisStockEngine implements StockEngine {
     const refusal = reserveRefusal(code);
     if (!refusal) throw busy(new Error(`reserve script answered ${code}`));
     return { ok: false, refusal, available, held };
+  }
+
+  /**
+   * Queue one buyer for this turn's reserve-many call of his sale. Settles with his own four
+   * numbers (code, available, held, expiresAt), or with his outcome learned after a lost reply.
+   */
+  private queueReserve(sale: Sale, buyer: QueuedBuyer): Promise<BuyerReply | ReserveResult> {
+    return new Promise((resolve, reject) => {
+      let q = this.queued.get(sale.id);
+      if (!q) {
+        q = { sale, buyers: [] };
+        this.queued.set(sale.id, q);
+      }
+      q.buyers.push({ ...buyer, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // After the poll phase: every buy whose request was read in this turn is queued by then.
+        setImmediate(() => this.flushReserves());
+      }
+    });
+  }
+
+  private flushReserves(): void {
+    this.flushScheduled = false;
+    const queued = [...this.queued.values()];
+    this.queued.clear();
+    for (const { sale, buyers } of queued) {
+      for (let i = 0; i < buyers.length; i += MAX_RESERVES_PER_CALL) void this.reserveMany(sale, buyers.slice(i, i + MAX_RESERVES_PER_CALL));
+    }
+  }
+
+  /** One reserve-many call; each buyer's promise settles with his own answer. */
+  private async reserveMany(sale: Sale, buyers: PendingBuyer[]): Promise<void> {
+    // Each call carries a deadline in Redis's clock; past it the script changes nothing.
+    const sentAt = Date.now();
+    const deadline = sentAt + Math.min(...buyers.map((b) => b.offset)) + RESERVE_BUDGET_MS;
+    const args: Array<string | number> = [];
+    for (const b of buyers) args.push(b.userId, b.quantity, b.now, b.orderId);
+    let reply: number[];
+    try {
+      const raw = await this.redis.seckillReserveMany(
+        this.keys.sale(sale.id), this.keys.holdings(sale.id), this.keys.orders(sale.id), this.keys.stream(sale.id), this.keys.orderIndex(),
+        sale.id, deadline, ...args,
+      );
+      reply = raw.map(Number);
+    } catch (err) {
+      // No reply: the script may have run with only its reply lost (the orders are real, and
+      // their buyers must hear so), or may still be queued behind a stalled Redis. Each buyer
+      // finds out about his own order.
+      await Promise.all(buyers.map(async (b) => {
+        try {
+          b.resolve(await this.lostReply(sale.id, b, deadline, sentAt, err));
+        } catch (e) {
+          b.reject(e);
+        }
+      }));
+      return;
+    }
+    // One number: the whole call's answer (too late, or the sale not loaded); nothing changed.
+    if (reply.length === 1) {
+      for (const b of buyers) b.resolve([reply[0], 0, 0, 0]);
+      return;
+    }
+    if (reply.length !== 4 * buyers.length) {
+      const err = new Error(`reserve-many answered ${reply.length} numbers for ${buyers.length} buyers`);
+      for (const b of buyers) b.reject(unknownOutcome(err));
+      return;
+    }
+    buyers.forEach((b, i) => b.resolve([reply[4 * i], reply[4 * i + 1], reply[4 * i + 2], reply[4 * i + 3]]));
+  }
+
+  /** A buyer of a call whose reply never came: his 202 if his order was made, else busy (nothing changed, or unknown). */
+  private async lostReply(saleId: string, b: QueuedBuyer, deadline: number, sentAt: number, err: unknown): Promise<ReserveResult> {
+    const outcome = await this.reserveOutcome(saleId, b.userId, b.orderId, deadline, sentAt, err);
+    if (outcome === 'none') throw busy(err);
+    if (outcome === 'unknown') {
+      this.watchOrphan(saleId, b.userId, b.orderId, deadline);
+      throw unknownOutcome(err);
+    }
+    return outcome;
   }
 
   /**

@@ -10,7 +10,8 @@ type Reply = Array<string | number>;
  */
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    seckillReserve(sale: string, holdings: string, orders: string, stream: string, index: string, saleId: string, userId: string, quantity: number, now: number, orderId: string, deadline: number): Result<Reply, Context>;
+    /** `buyers`: four per buyer, userId, quantity, now, orderId (see reserve-many-5.lua). */
+    seckillReserveMany(sale: string, holdings: string, orders: string, stream: string, index: string, saleId: string, deadline: number, ...buyers: Array<string | number>): Result<Reply, Context>;
     seckillTransition(sale: string, holdings: string, orders: string, stream: string, orderId: string, to: string, now: number, paymentRef: string, deadline: number): Result<Reply, Context>;
     seckillRefund(sale: string, holdings: string, orders: string, stream: string, index: string, orderId: string, now: number, reason: string, deadline: number, json: string, saleId: string): Result<Reply, Context>;
     seckillInitSale(sale: string, lock: string, holdings: string, token: string, ...args: Array<string | number>): Result<number, Context>;
