@@ -84,6 +84,9 @@ export class NatsSink implements EventSink {
       await within(this.name, `acks of ${events.length} event(s)`, this.publishTimeoutMs + 1000, Promise.all(acks));
     } catch (err) {
       for (const a of acks) a.catch(() => undefined);
+      // No responders: nothing took the subject (the stream was deleted, a server lost its
+      // state). Reconnecting declares the stream again.
+      if ((err as { code?: string }).code === '503') this.forget(live, 'no stream answered');
       throw err instanceof SinkError ? err : new SinkError(this.name, `JetStream did not ack: ${messageOf(err)}`, false, { cause: err });
     }
   }
@@ -151,6 +154,16 @@ export class NatsSink implements EventSink {
     return live;
   }
 
+  /** Drop this connection: the next publish connects and declares the stream again. */
+  private forget(live: Live, why: string): void {
+    void this.live?.then((current) => {
+      if (current !== live) return;
+      this.live = null;
+      this.opts.log.warn({ sink: this.name, why }, 'event sink: NATS connection dropped; the next publish reconnects');
+      void live.nc.close().catch(() => undefined);
+    }, () => undefined);
+  }
+
   /** Create the stream, or bring an existing one to take our subjects with our duplicate window. */
   private async declareStream(jsm: JetStreamManager, nanos: (ms: number) => number, file: StreamConfig['storage']): Promise<void> {
     const subjects = [`${this.subjectPrefix}.>`];
@@ -173,10 +186,7 @@ export class NatsSink implements EventSink {
     void live.nc.closed().then((err) => {
       live.connected = false;
       if (this.closed) return;
-      this.opts.log.warn({ sink: this.name, err: err ? err.message : undefined }, 'event sink: NATS connection closed; the next publish reconnects');
-      void this.live?.then((current) => {
-        if (current === live) this.live = null;
-      }, () => undefined);
+      this.forget(live, err ? err.message : 'connection closed');
     });
     for await (const s of live.nc.status()) {
       if (s.type === 'disconnect') {

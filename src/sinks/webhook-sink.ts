@@ -23,6 +23,8 @@ export interface WebhookSinkOptions {
   backoffMs?: { base: number; max: number };
 }
 
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 /** Statuses worth another attempt: the receiver is busy or broken for now, not refusing. */
 const RETRYABLE = new Set([408, 425, 429]);
 
@@ -118,7 +120,10 @@ export class WebhookSink implements EventSink {
       err.retryAfterMs = retryAfterMs(res.headers['retry-after']);
       return err;
     } catch (err) {
-      const why = abort.aborted && !this.closing.signal.aborted ? `no answer within ${this.requestTimeoutMs} ms` : messageOf(err);
+      // The abort signal or undici's own timers, whichever fired first: the same failure.
+      const code = (err as { code?: string }).code ?? '';
+      const timedOut = (abort.aborted && !this.closing.signal.aborted) || TIMEOUT_CODES.has(code);
+      const why = timedOut ? `no answer within ${this.requestTimeoutMs} ms` : messageOf(err);
       return new SinkError(this.name, `POST failed for event ${ev.id}: ${why}`, false, { cause: err });
     }
   }
