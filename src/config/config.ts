@@ -42,6 +42,8 @@ const EnvSchema = Type.Object({
   SECKILL_PASS_TTL_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
   /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */
   SECKILL_SQLITE_SYNC: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
+  /** Embedded mode: the group commit's batches are committed on a worker thread with its own SQLite connection. */
+  SECKILL_SQLITE_WRITER_THREAD: Flag(false),
   /** Distributed mode: run on a Redis without an append-only file (tests only: a Redis restart loses accepted orders). */
   SECKILL_ALLOW_VOLATILE_REDIS: Flag(false),
   /** Prefix of every Redis key: several seckill deployments (or test runs) can share one Redis. */
@@ -135,6 +137,7 @@ export interface Config {
   queueAbandonMs: number;
   passTtlMs: number;
   sqliteSync: 'FULL' | 'NORMAL';
+  sqliteWriterThread: boolean;
   demoSale: boolean;
   allowVolatileRedis: boolean;
   redisPrefix: string;
@@ -198,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queueAbandonMs: e.SECKILL_QUEUE_ABANDON_MS,
     passTtlMs: e.SECKILL_PASS_TTL_MS,
     sqliteSync: e.SECKILL_SQLITE_SYNC,
+    sqliteWriterThread: on(e.SECKILL_SQLITE_WRITER_THREAD),
     demoSale: on(e.SECKILL_DEMO_SALE),
     allowVolatileRedis: on(e.SECKILL_ALLOW_VOLATILE_REDIS),
     redisPrefix: e.SECKILL_REDIS_PREFIX,

@@ -2,7 +2,10 @@ import type { Logger } from 'pino';
 import type { Order } from '../domain/order.js';
 import { SeckillError } from '../domain/errors.js';
 import { AmbiguousOutcome, OutcomeUnknown, within } from '../domain/outcome.js';
-import type { RecordStore } from '../stores/record-store.js';
+import type { OrderRecords } from '../stores/record-store.js';
+
+/** Where the batches go: the record store itself, or a writer of its own (SQLite's worker thread). */
+export type OrderBatches = Pick<OrderRecords, 'insertOrders'>;
 
 interface Pending {
   order: Order;
@@ -46,7 +49,7 @@ export class OrderWriter {
   lastError: Error | null = null;
 
   constructor(
-    private readonly repo: RecordStore,
+    private readonly repo: OrderBatches,
     private readonly opts: OrderWriterOptions,
     private readonly log: Logger,
   ) {}
