@@ -169,6 +169,28 @@ sale
     await adminCall(o, 'GET', `/api/admin/sales/${encodeURIComponent(saleId)}`);
   });
 
+const events = program.command('events').description('the outbox relay on a running seckill: backlog, dead letters, redrive (admin key from env or data dir)');
+
+events
+  .command('status')
+  .description('per sink: backlog, sent, dead letters, oldest pending age; with --dead <sink>, that sink\'s dead letters')
+  .option('--dead <sink>', 'list this sink\'s dead letters instead')
+  .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
+  .option('--data-dir <dir>', 'the running service\'s data dir, for its admin key')
+  .action(async (o: AdminCallOptions & { dead?: string }) => {
+    await adminCall(o, 'GET', o.dead === undefined ? '/api/admin/events' : `/api/admin/events/dead?sink=${encodeURIComponent(o.dead)}`);
+  });
+
+events
+  .command('redrive [ids...]')
+  .description('publish dead letters again (all, or those event ids), of one sink or of every sink')
+  .option('--sink <sink>', 'only this sink (amqp, nats, webhook:<n>)')
+  .option('--url <url>', 'seckill base URL (default from HOST/PORT)')
+  .option('--data-dir <dir>', 'the running service\'s data dir, for its admin key')
+  .action(async (ids: string[], o: AdminCallOptions & { sink?: string }) => {
+    await adminCall(o, 'POST', '/api/admin/events/redrive', { ...(o.sink === undefined ? {} : { sink: o.sink }), ...(ids.length > 0 ? { ids } : {}) });
+  });
+
 program
   .command('bench')
   .description('a flash-sale load test with its own baselines; checks the invariants at the end (exit 1 if one fails)')

@@ -1,8 +1,9 @@
 import client from 'prom-client';
 import { SeckillError } from '../domain/errors.js';
-import type { StatusTotals } from '../stores/record-store.js';
+import type { OutboxSinkStats, PendingEvent, StatusTotals } from '../stores/record-store.js';
 import { ClusterScrape } from './cluster-metrics.js';
 import { LiveStats } from './live-stats.js';
+import type { RelayObserver } from './outbox-relay.js';
 
 export interface MetricsSources {
   /** Available stock per sale id. */
@@ -18,6 +19,8 @@ export interface MetricsSources {
   breakers?(): Array<[string, string]>;
   /** Order records PostgreSQL refused, kept in the quarantine (distributed: all processes). */
   writerQuarantined?(): number;
+  /** The outbox relay's view per sink (backlog, oldest pending, dead letters). */
+  outbox?(): Promise<OutboxSinkStats[]>;
 }
 
 type Counts = Record<string, number>;
@@ -57,6 +60,17 @@ export class Metrics {
   private shared: SharedCounts | null = null;
   private flusher: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  private readonly outboxSent: client.Counter<'sink'>;
+  private readonly outboxDelay: client.Histogram<'sink'>;
+  private readonly outboxDead: client.Counter<'sink'>;
+  /** What the outbox relay reports as it publishes. */
+  readonly relayObserver: RelayObserver = {
+    sent: (sink: string, events: readonly PendingEvent[], now: number) => {
+      this.outboxSent.inc({ sink }, events.length);
+      for (const e of events) this.outboxDelay.observe({ sink }, Math.max(0, now - e.at) / 1000);
+    },
+    dead: (sink: string) => this.outboxDead.inc({ sink }),
+  };
   /** In a node:cluster worker: scrapes are answered with every worker's metrics. */
   private readonly cluster = ClusterScrape.inWorker(this.registry);
 
@@ -186,6 +200,44 @@ export class Metrics {
         this.set(sources.writerQuarantined?.() ?? 0);
       },
     });
+    // The outbox relay (issue 13): one relay per sink in the deployment, so the counters add up
+    // across processes; the backlog is read from the shared outbox: once.
+    this.outboxSent = new client.Counter({
+      name: 'seckill_outbox_events_sent_total',
+      help: 'Outbox events a sink confirmed, by sink (rate: events/s)',
+      labelNames: ['sink'],
+      registers,
+    });
+    this.outboxDelay = new client.Histogram({
+      name: 'seckill_outbox_delivery_delay_seconds',
+      help: "From an event's time (the order's change) to its sink's confirmation, by sink",
+      labelNames: ['sink'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers,
+    });
+    this.outboxDead = new client.Counter({
+      name: 'seckill_outbox_dead_letters_total',
+      help: 'Events moved to a sink\'s dead letters by this process, by sink',
+      labelNames: ['sink'],
+      registers,
+    });
+    const outboxGauge = (name: string, help: string, value: (s: OutboxSinkStats) => number) =>
+      new client.Gauge({
+        name,
+        help,
+        labelNames: ['sink'],
+        registers,
+        aggregator: 'first',
+        async collect() {
+          this.reset();
+          const stats = await sources.outbox?.().catch(() => null); // the database down must not take /metrics with it
+          for (const st of stats ?? []) this.set({ sink: st.sink }, value(st));
+        },
+      });
+    outboxGauge('seckill_outbox_backlog', 'Outbox events not yet sent to a sink (nor dead), by sink', (st) => st.backlog);
+    outboxGauge('seckill_outbox_dead_letters', "Events in a sink's dead letters now, by sink", (st) => st.dead);
+    outboxGauge('seckill_outbox_oldest_pending_seconds', "Age of a sink's oldest pending event, by sink", (st) =>
+      st.oldestPendingAt === null ? 0 : Math.max(0, Date.now() - st.oldestPendingAt) / 1000);
   }
 
   /** The metrics in the Prometheus text format: this process's, or under `--workers` every worker's added up. */

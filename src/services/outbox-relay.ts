@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { EventSink } from '../sinks/sink.js';
-import type { OutboxRecords, OutboxSinkStats, PendingEvent, RelayLease } from '../stores/record-store.js';
+import type { DeadLetter, OutboxRecords, OutboxSinkStats, PendingEvent, RelayLease } from '../stores/record-store.js';
 
 // The outbox relay (issue 13): one loop per sink publishes the outbox's pending events, oldest
 // first, and marks them sent only once the sink confirmed them: at least once (receivers
@@ -210,6 +210,19 @@ export class OutboxRelay {
 
   sinkNames(): string[] {
     return this.sinks.map((s) => s.name);
+  }
+
+  /** A configured sink's dead letters, oldest first. */
+  deadLetters(sink: string, limit: number): Promise<DeadLetter[]> {
+    return this.store.deadLetters(sink, limit);
+  }
+
+  /** Make dead letters pending again: of one sink or of every sink here, all or those ids. Returns how many, per sink. */
+  async redrive(sink: string | undefined, ids: string[] | undefined): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const name of sink === undefined ? this.sinkNames() : [sink]) out[name] = await this.store.redrive(name, ids);
+    this.stats = null;
+    return out;
   }
 
   async close(): Promise<void> {

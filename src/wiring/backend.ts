@@ -12,7 +12,7 @@ import type { SharedCounts } from '../services/metrics.js';
 import type { SaleService } from '../services/sale-service.js';
 import type { SaleSignals } from '../services/signals.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
-import type { RecordStore } from '../stores/record-store.js';
+import type { OutboxRecords, RecordStore, RelayLease } from '../stores/record-store.js';
 
 export type Mode = 'embedded' | 'postgres' | 'distributed';
 
@@ -94,6 +94,8 @@ export interface Backend {
   breakers: Breaker[];
   /** Checks of the backing stores for /readyz, by name (on the unguarded stores). */
   pings: Record<string, () => Promise<unknown>>;
+  /** The outbox as its relay reads it (unguarded: the relay backs off by itself), and each sink's relay lease. */
+  outbox: { records: OutboxRecords; lease(sink: string): RelayLease };
   /** Distributed: keep switches set here for every process (stored, then signalled); null elsewhere. */
   shareSwitches: ((values: SwitchValues) => Promise<void>) | null;
   serve(services: Served): Promise<Serving>;

@@ -113,6 +113,8 @@ export async function distributedBackend(ctx: BackendContext, urls: { databaseUr
       userLimit: new RateLimit(config.ratePerUser, redisLimiterStore(redis, keys)),
       breakers: [dbBreaker, redisBreaker],
       pings: { database: () => pg.ping(), redis: () => redis.ping() },
+      // One relay per sink across the processes: an advisory lock per sink.
+      outbox: { records: pg, lease: (sink) => pg.relayLease(sink) },
       async shareSwitches(values) {
         await switchStore.write(values);
         signals.switchesChanged(values);

@@ -24,6 +24,7 @@ export async function postgresBackend(ctx: BackendContext, databaseUrl: string):
       store,
       breakers: [breaker],
       pings: { instanceLock: () => lock.check(), database: () => pg.ping() },
+      outbox: { records: pg, lease: (sink) => pg.relayLease(sink) },
     });
   } catch (err) {
     return opened.abandon(err);

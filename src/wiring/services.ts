@@ -11,6 +11,9 @@ import { Metrics } from '../services/metrics.js';
 import { ExpirySweeper } from '../services/expiry-sweeper.js';
 import { InterestRecorder } from '../services/interest-recorder.js';
 import { OrderService } from '../services/order-service.js';
+import { OutboxRelay } from '../services/outbox-relay.js';
+import { sinksFromConfig } from '../sinks/config.js';
+import type { OutboxSinkStats } from '../stores/record-store.js';
 import { WaitingRoomService } from '../services/waiting-room.js';
 import type { RecordStore } from '../stores/record-store.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
@@ -42,6 +45,8 @@ export interface Services {
   ipLimit: RateLimit;
   userLimit: RateLimit;
   metrics: Metrics;
+  /** The outbox relay: publishes the order events to the configured sinks, prunes what was sent. */
+  outbox: OutboxRelay;
   /** The sales' waiting rooms (issue 14), in this process. */
   room: WaitingRoomService;
   /** Intended purchases: buyers refused because a sale is sold out (SECKILL_INTEREST). */
@@ -121,6 +126,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       writerQuarantined: () => writer.quarantined ?? 0,
       switches: () => ({ ...switches.values() }),
       breakers: () => breakers.map((b) => [b.name, b.state]),
+      outbox: (): Promise<OutboxSinkStats[]> => outbox.status(),
     }, sharedCounts ? { counts: sharedCounts, flushMs: config.statsFlushMs } : undefined);
     const auth = new Auth(secrets.userSecret, secrets.keys, {
       audience: config.tokenAudience,
@@ -129,7 +135,17 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     });
     const interest = new InterestRecorder({ auth, store, sales, refusals, log, enabled: config.interest, appendEvents: (events) => store.appendEvents(events) });
     interest.start();
-    log.info({ mode }, 'seckill mode');
+    // Events are always written to the outbox; with no sink configured the relay only prunes, so
+    // a sink configured later still gets what was kept.
+    const outbox: OutboxRelay = new OutboxRelay(
+      backend.outbox.records,
+      sinksFromConfig(config.sinks, log),
+      (sink) => backend.outbox.lease(sink),
+      log,
+      { retentionMs: config.outbox.retentionMs, maxAttempts: config.outbox.maxAttempts },
+      metrics.relayObserver,
+    );
+    log.info({ mode, sinks: outbox.sinkNames() }, 'seckill mode');
 
     return {
       mode,
@@ -149,6 +165,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       ipLimit: new RateLimit(config.ratePerIp),
       userLimit: backend.userLimit,
       metrics,
+      outbox,
       interest,
       totals,
       switches,
@@ -169,6 +186,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       },
       async close() {
         sweeper.stop();
+        await outbox.close();
         room.stop();
         await interest.close();
         // Hands this process's last request counts over while the backend is still open.
