@@ -1,5 +1,5 @@
 // A sale as the service knows it. Times are epoch milliseconds inside, ISO strings at the edge.
-import type { Challenge, WaitingRoomSettings } from './waiting-room.js';
+import type { Challenge, WaitingRoomSettings } from './queue.js';
 
 export interface Sale {
   id: string;

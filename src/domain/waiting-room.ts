@@ -1,24 +1,9 @@
 // The waiting room's rules (issue 14), pure: the verifiable shuffle, the admission arithmetic and
 // the estimated wait. The room's state and its clock live in src/services/waiting-room.ts.
 import crypto from 'node:crypto';
+import type { WaitingRoomSettings, QueueMethod } from './queue.js';
 
-/** How a room orders its users: `random` shuffles the pre-queue at the open, `fifo` keeps arrival order. */
-export type QueueMethod = 'random' | 'fifo';
-
-/** A sale's waiting room, as the operator set it. */
-export interface WaitingRoomSettings {
-  method: QueueMethod;
-  /** Users let out per second (at most). */
-  admitPerSecond: number;
-  /**
-   * Admitted users not yet bought never exceed the remaining units × this factor (≥ 1: it covers
-   * admitted users who will not buy).
-   */
-  stockFactor: number;
-}
-
-/** The challenge before the path (issue 14); none is implemented yet, the field is stored. */
-export type Challenge = 'pow' | 'quiz';
+export type { Challenge, QueueAnswer, QueueMethod, QueueState, WaitingRoomSettings } from './queue.js';
 
 /** stockFactor when the operator gives none: never more users out than units left. */
 export const DEFAULT_STOCK_FACTOR = 1;
@@ -28,19 +13,6 @@ export const PASS_TTL_MS = 60_000;
 export const ABANDON_AFTER_MS = 20_000;
 /** The admission rate the estimate uses is measured over this many trailing seconds. */
 export const RATE_WINDOW_SECONDS = 10;
-
-export type QueueState = 'waiting' | 'admitted' | 'sold_out';
-
-/** What join and poll answer (GET/POST /api/sales/:saleId/queue). */
-export interface QueueAnswer {
-  state: QueueState;
-  /** 1 = next out; null while the random pre-queue is not yet shuffled (before the open). */
-  position: number | null;
-  ahead: number | null;
-  etaSeconds: number | null;
-  /** The signed pass, while admitted and not yet spent. */
-  pass?: string;
-}
 
 // ---- The verifiable shuffle -------------------------------------------------------------------
 

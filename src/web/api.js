@@ -18,6 +18,7 @@
 /** @typedef {Present<ReturnType<typeof import('../domain/order.js').orderJson>, 'createdAt' | 'expiresAt'>} OrderView */
 /** What a buy answers (202): the reservation. @typedef {Pick<OrderView, 'orderId' | 'status' | 'quantity' | 'expiresAt'>} Reservation */
 /** @typedef {import('typebox').Static<typeof import('../http/schemas.js').CreateSaleBody>} CreateSale */
+/** What joining or polling a waiting room answers. @typedef {import('../domain/queue.js').QueueAnswer} QueueAnswer */
 /** @typedef {import('typebox').Static<typeof import('../http/schemas.js').CorrectSaleBody>} CorrectSale */
 /** One recorded change of a sale (or of the switches). @typedef {ReturnType<typeof import('../domain/sale.js').auditJson>} AuditEntry */
 
@@ -63,6 +64,7 @@ export class ApiError extends Error {
  * @property {string | null} [token] the buyer's token or the admin key (`authorization: Bearer …`)
  * @property {string} [accept]
  * @property {RequestCache} [cache] `no-store` unless the answer may come from a cache
+ * @property {string | null} [pass] the waiting room's pass (header X-Seckill-Pass)
  */
 
 /**
@@ -72,10 +74,11 @@ export class ApiError extends Error {
  * @param {CallOptions} [options]
  * @returns {Promise<Response>}
  */
-async function call(method, url, { body, token, accept, cache = 'no-store' } = {}) {
+async function call(method, url, { body, token, accept, cache = 'no-store', pass } = {}) {
   /** @type {Record<string, string>} */
   const headers = {};
   if (token) headers.authorization = `Bearer ${token}`;
+  if (pass) headers['x-seckill-pass'] = pass;
   if (accept) headers.accept = accept;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
@@ -136,19 +139,37 @@ export const getSale = (saleId, version) =>
 /**
  * @param {string | null} token
  * @param {string} saleId
+ * @param {string | null} [pass] the waiting room's pass, for a sale with a room
  * @returns {Promise<{ path: string }>} the buyer's own order path for this sale
  */
-export const orderPath = (token, saleId) => json('POST', `/api/sales/${enc(saleId)}/path`, { token, body: {} });
+export const orderPath = (token, saleId, pass = null) => json('POST', `/api/sales/${enc(saleId)}/path`, { token, body: {}, pass });
 
 /**
  * @param {string | null} token
  * @param {string} saleId
  * @param {string} path
  * @param {number} quantity
+ * @param {string | null} [pass] the waiting room's pass, for a sale with a room
  * @returns {Promise<Reservation>}
  */
-export const buy = (token, saleId, path, quantity) =>
-  json('POST', `/api/sales/${enc(saleId)}/buy/${enc(path)}`, { token, body: { quantity } });
+export const buy = (token, saleId, path, quantity, pass = null) =>
+  json('POST', `/api/sales/${enc(saleId)}/buy/${enc(path)}`, { token, body: { quantity }, pass });
+
+/**
+ * Take a place in the sale's waiting room (or keep the one this user has).
+ * @param {string} token
+ * @param {string} saleId
+ * @returns {Promise<QueueAnswer>}
+ */
+export const joinQueue = (token, saleId) => json('POST', `/api/sales/${enc(saleId)}/queue`, { token, body: {} });
+
+/**
+ * Where this user is in the waiting room; polling keeps the place.
+ * @param {string} token
+ * @param {string} saleId
+ * @returns {Promise<QueueAnswer>}
+ */
+export const pollQueue = (token, saleId) => json('GET', `/api/sales/${enc(saleId)}/queue`, { token });
 
 /**
  * @param {string | null} token

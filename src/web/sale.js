@@ -3,7 +3,7 @@
 // (a token in sessionStorage) and what time it is (the server's clock) are worked out here.
 import {
   ApiError, asApiError, buy as buyOrder, cancelOrder, demoToken, getOrder, getSale, myOrders, orderEventsUrl,
-  orderPath as fetchOrderPath, payOrder,
+  orderPath as fetchOrderPath, payOrder, joinQueue, pollQueue,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_TEXT, byId, pad, price, setPill, shop } from './ui.js';
@@ -25,7 +25,7 @@ const ui = {
   who: byId('who', HTMLParagraphElement), whoName: byId('who-name', HTMLElement),
   signout: byId('signout', HTMLButtonElement), clock: byId('clock', HTMLParagraphElement),
   mine: byId('mine', HTMLElement), signinText: byId('shop-signin-text', HTMLSpanElement),
-  signinLink: byId('signin-link', HTMLAnchorElement),
+  signinLink: byId('signin-link', HTMLAnchorElement), queue: byId('queue', HTMLParagraphElement),
 };
 
 const saleId = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -44,12 +44,16 @@ let token = null;
 let userName = '';
 /** @type {string | null} per user and sale; fetched at the first click */
 let orderPath = null;
+/** @type {string | null} the waiting room's pass (a sale with a room), once let through */
+let pass = null;
+/** Joined the waiting room and polling it. */
+let inQueue = false;
 /** @type {Held | null} the order this buyer holds, once reserved */
 let order = null;
 /** What the demo's Pay button sends for the held order: the same on a retry (paying is idempotent). */
 let paymentRef = '';
 let buying = false;
-const timers = { tick: 0, poll: 0, deadline: 0, retry: 0, order: 0 };
+const timers = { tick: 0, poll: 0, deadline: 0, retry: 0, order: 0, queue: 0 };
 /** @type {EventSource | null} status changes of the held order */
 let events = null;
 
@@ -220,6 +224,7 @@ function dark(label) {
  */
 function follow(s) {
   renderSale(s);
+  if (s.waitingRoom && token && !inQueue && !pass && !order && s.status !== 'ended') void queue(true);
   clearTimeout(timers.poll);
   clearTimeout(timers.tick);
   if (buying || order) return; // the buyer's own result matters more than the sale's
@@ -301,6 +306,11 @@ function light() {
   // Without a token and without the demo sign-in, the button leads to the shop's login when there is one.
   ui.buy.disabled = !token && !DEMO && !shop.signInUrl;
   ui.buy.textContent = token ? 'Buy now' : 'Sign in to buy';
+  // A sale with a waiting room: the button waits for this buyer's turn (the pass).
+  if (token && sale?.waitingRoom && !pass) {
+    ui.buy.disabled = true;
+    ui.buy.textContent = 'Waiting for your turn';
+  }
   if (!wasLit) {
     ui.buy.classList.add('lit');
     if (ui.result.dataset.kind === 'paused' || ui.result.dataset.kind === 'sold_out' || ui.result.dataset.kind === 'not_started') clearResult();
@@ -324,6 +334,50 @@ function poll(ms) {
   }, ms * (0.8 + Math.random() * 0.4));
 }
 
+// ---------------------------------------------------------------- waiting room
+/**
+ * A sale with a waiting room: join, then poll every 2 s (which keeps the place) until this buyer's
+ * turn, showing the place, the people ahead and the estimated wait.
+ * @param {boolean} joining
+ */
+async function queue(joining) {
+  clearTimeout(timers.queue);
+  if (!token || !sale?.waitingRoom || pass || order) {
+    inQueue = false;
+    return;
+  }
+  inQueue = true;
+  try {
+    const r = await (joining ? joinQueue(token, saleId) : pollQueue(token, saleId));
+    showQueue(r);
+    if (r.state === 'admitted') {
+      inQueue = false;
+      pass = r.pass ?? null;
+      if (pass && ui.main.dataset.state === 'live') light();
+      return;
+    }
+  } catch (err) {
+    const e = asApiError(err);
+    // Dropped (the page slept, or the room restarted): join again, at the back.
+    if (e.code === 'not_found' && !joining) return void queue(true);
+    if (e.code !== 'network' && e.code !== 'busy' && e.code !== 'rate_limited') {
+      inQueue = false;
+      ui.queue.hidden = true;
+      return;
+    }
+  }
+  timers.queue = setTimeout(() => void queue(false), 2000);
+}
+
+/** @param {import('./api.js').QueueAnswer} r */
+function showQueue(r) {
+  ui.queue.hidden = false;
+  if (r.state === 'admitted') ui.queue.textContent = r.pass ? 'Your turn: you may buy now (within a minute).' : 'You have had your turn in this sale.';
+  else if (r.state === 'sold_out') ui.queue.textContent = 'Sold out for now. You keep your place in case units come back.';
+  else if (r.position === null) ui.queue.textContent = 'You are in the waiting room. Places are drawn at random when the sale opens; keep this page open.';
+  else ui.queue.textContent = `Waiting room: number ${r.position} in line, ${r.ahead} ahead of you, about ${duration((r.etaSeconds ?? 0) * 1000)} to wait. Keep this page open.`;
+}
+
 // ---------------------------------------------------------------- buying
 /** @param {PublicSale} s */
 function quantity(s) {
@@ -341,9 +395,11 @@ async function buy(attempt) {
   dark('Reserving…');
   ui.main.setAttribute('aria-busy', 'true');
   try {
-    if (!orderPath) orderPath = (await fetchOrderPath(token, saleId)).path;
-    const r = await buyOrder(token, saleId, orderPath, quantity(sale));
+    if (!orderPath) orderPath = (await fetchOrderPath(token, saleId, pass)).path;
+    const r = await buyOrder(token, saleId, orderPath, quantity(sale), pass);
     buying = false;
+    pass = null; // spent by the reservation
+    ui.queue.hidden = true;
     hold({ orderId: r.orderId, status: r.status, quantity: r.quantity, expiresAt: r.expiresAt }, true);
   } catch (err) {
     buying = false;
@@ -373,6 +429,12 @@ function refused(err, attempt) {
       timers.retry = setTimeout(() => buy(attempt + 1), wait);
       return;
     }
+    case 'no_pass':
+      // The pass ran out, was used, or the room restarted: back in line.
+      pass = null;
+      showResult('waiting', 'Back in the waiting room', ['Your turn to buy has passed. You have a new place in line; this page lets you know when it is your turn.'], [], true);
+      void queue(true);
+      return light();
     case 'sold_out':
       setStatus('sold_out');
       setState('sold_out');
