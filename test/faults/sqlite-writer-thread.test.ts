@@ -117,3 +117,17 @@ test('close: what is waiting is written, then the thread is gone and new batches
   assert.deepEqual(await inDb(t.store, [last]), [true]);
   await t.close();
 });
+
+test('the process lost its own connection to the database: the thread takes no batch either (busy, nothing written)', async () => {
+  const t = await open();
+  try {
+    await t.store.close();
+    const o = order();
+    await assert.rejects(t.writer.submit(o), (err: unknown) => err instanceof SeckillError && err.code === 'busy');
+    const check = new Database(path.join(t.dir, 'seckill.db'), { readonly: true });
+    assert.deepEqual(check.prepare('SELECT count(*) AS n FROM orders WHERE order_id = ?').get(o.orderId), { n: 0 });
+    check.close();
+  } finally {
+    await t.close();
+  }
+});

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { SeckillError } from '../../domain/errors.js';
 import type { Order } from '../../domain/order.js';
 import { AmbiguousOutcome } from '../../domain/outcome.js';
-import type { OrderRecords } from '../record-store.js';
+import type { RecordStore } from '../record-store.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './order-insert-messages.js';
 import type { SqliteSync } from './sqlite-record-store.js';
 
@@ -13,6 +13,9 @@ interface InFlight {
   resolve: () => void;
   reject: (err: Error) => void;
 }
+
+/** The process's own connection: asked whether the database is there, and what a lost batch wrote. */
+export type MainConnection = Pick<RecordStore, 'getOrder' | 'ping'>;
 
 /** How often the database is asked again whether a lost batch was written, while it cannot say. */
 const RECHECK_MS = 200;
@@ -23,7 +26,7 @@ const RECHECK_MS = 200;
  * loop. `insertOrders` resolves once the worker's transaction committed, as SqliteRecordStore's
  * does, and a rejection with `busy` means the batch was rolled back. When the worker dies with a
  * batch in flight, the batch may or may not have committed: the caller gets an AmbiguousOutcome
- * whose outcome is read from the database through this thread's own connection (`lookup`).
+ * whose outcome is read from the database through the process's main connection (`lookup`).
  * A new worker is started for the next batch.
  *
  * The main connection still writes (pay, cancel, expiry, sales): both connections run WAL with
@@ -39,19 +42,22 @@ export class OrderInsertThread {
 
   private constructor(
     private readonly setup: WorkerSetup,
-    private readonly lookup: Pick<OrderRecords, 'getOrder'>,
+    private readonly lookup: MainConnection,
     private readonly log: Logger,
   ) {}
 
   /** Starts the worker and waits until its connection is open (a failure there fails the start). */
-  static async open(dataDir: string, sync: SqliteSync, lookup: Pick<OrderRecords, 'getOrder'>, log: Logger): Promise<OrderInsertThread> {
+  static async open(dataDir: string, sync: SqliteSync, lookup: MainConnection, log: Logger): Promise<OrderInsertThread> {
     const t = new OrderInsertThread({ dataDir, sync }, lookup, log);
     await t.ready(t.spawn());
     return t;
   }
 
-  insertOrders(orders: Order[]): Promise<void> {
-    if (this.closed) return Promise.reject(new SeckillError('busy', 'The service is shutting down.'));
+  async insertOrders(orders: Order[]): Promise<void> {
+    if (this.closed) throw new SeckillError('busy', 'The service is shutting down.');
+    // One cheap statement per batch on the main connection: a database this process has lost
+    // (closed, failing) takes no orders here either, as when the batches were written on the loop.
+    await this.lookup.ping();
     const worker = this.worker ?? this.spawn();
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
