@@ -1,8 +1,12 @@
 // The conformance suite of one engine+store combination: the same spec for every one of them.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { skipUnlessServices } from './cluster.js';
 import { Backend, usesPostgres, usesRedis, type Combo } from './backends.js';
+import Database from 'better-sqlite3';
+import type { Order } from '../../src/domain/order.js';
+import { PgRecordStore } from '../../src/stores/postgres/pg-record-store.js';
 import { faultReport, runInterleavings, runModel, runRefundPath, type FaultStat } from './sale-model.js';
 
 const num = (name: string, dflt: number) => (process.env[name] ? Number(process.env[name]) : dflt);
@@ -13,6 +17,30 @@ export interface SuiteSize {
   faultRuns: number;
   interleavingRuns: number;
   maxCommands: number;
+}
+
+/** The event types an order in each status has written, in order. */
+const LIFECYCLE: Record<string, string[]> = {
+  reserved: ['order.reserved'],
+  paid: ['order.reserved', 'order.paid'],
+  expired: ['order.reserved', 'order.expired'],
+  cancelled: ['order.reserved', 'order.cancelled'],
+  refunded: ['order.reserved', 'order.paid', 'order.refunded'],
+};
+
+/** Every order and every order event in the database of record, read directly. */
+async function outboxRows(b: Backend): Promise<{ orders: Array<{ order_id: string; status: string }>; events: Array<{ event_key: string; type: string; seq: number | string }> }> {
+  const ordersSql = 'SELECT order_id, status FROM orders';
+  const eventsSql = "SELECT event_key, type, seq FROM outbox_events WHERE type LIKE 'order.%'";
+  if (b.pgDirect) {
+    return { orders: (await b.pgDirect.query(ordersSql)).rows, events: (await b.pgDirect.query(eventsSql)).rows };
+  }
+  const db = new Database(path.join(b.dataDir, 'seckill.db'), { readonly: true, fileMustExist: true });
+  try {
+    return { orders: db.prepare(ordersSql).all() as Array<{ order_id: string; status: string }>, events: db.prepare(eventsSql).all() as Array<{ event_key: string; type: string; seq: number }> };
+  } finally {
+    db.close();
+  }
 }
 
 export function conformanceSuite(combo: Combo, size: SuiteSize): void {
@@ -68,4 +96,41 @@ export function conformanceSuite(combo: Combo, size: SuiteSize): void {
     if (skip) return t.skip(String(skip));
     await timed('faults', () => runModel(b!, { numRuns: runs(size.faultRuns), maxCommands: size.maxCommands, withFaults: true }, stats));
   });
+
+  // The outbox (issue 13), over every order the runs above left: each change wrote exactly one
+  // event, in its transaction, numbered by the lifecycle.
+  test(`${combo}: every order has exactly the outbox events of its lifecycle, seq 1…n`, async (t) => {
+    if (skip) return t.skip(String(skip));
+    await b!.ensureRunning();
+    for (const s of b!.at(0).sales.all()) await b!.drained(s.id);
+    const { orders, events } = await outboxRows(b!);
+    assert.ok(orders.length > 0);
+    const byKey = new Map<string, Array<{ type: string; seq: number }>>();
+    for (const e of events) byKey.set(e.event_key, [...(byKey.get(e.event_key) ?? []), { type: e.type, seq: Number(e.seq) }]);
+    for (const o of orders) {
+      const got = (byKey.get(o.order_id) ?? []).sort((x, y) => x.seq - y.seq);
+      const want = LIFECYCLE[o.status];
+      assert.deepEqual(got.map((e) => e.type), want, `order ${o.order_id} (${o.status}): its events`);
+      assert.deepEqual(got.map((e) => e.seq), want.map((_, i) => i + 1), `order ${o.order_id}: seq 1…n`);
+    }
+    process.stdout.write(`# ${combo} outbox: ${orders.length} orders, ${events.length} events\n`);
+  });
+
+  if (usesPostgres(combo)) {
+    test(`${combo}: a replayed writer batch (applyBatch) adds no event`, async (t) => {
+      if (skip) return t.skip(String(skip));
+      const pgStore = new PgRecordStore(b!.databaseUrl!, 1);
+      try {
+        const before = await outboxRows(b!);
+        const some = before.orders.slice(0, 50);
+        const orders = (await Promise.all(some.map((o) => pgStore.getOrder(o.order_id)))).filter((o): o is Order => o !== null);
+        const reserved = orders.map((o) => ({ ...o, status: 'reserved' as const, paidAt: null, paymentRef: null, refundedAt: null, refundReason: null }));
+        await pgStore.applyBatch(reserved, orders.filter((o) => o.status !== 'reserved'));
+        await pgStore.applyBatch([], orders.filter((o) => o.status !== 'reserved'));
+        assert.equal((await outboxRows(b!)).events.length, before.events.length);
+      } finally {
+        await pgStore.close();
+      }
+    });
+  }
 }
