@@ -98,8 +98,9 @@ export class WaitingRoomService {
   /** `POST …/queue`: take a place (or keep the one this user has: one per user). */
   async join(saleId: string, userId: string, now = Date.now()): Promise<QueueAnswer> {
     const { sale, room } = await this.open(saleId, now, true);
-    if (!room.places.has(userId) && !this.admittedNow(room, userId, now)) {
-      room.admitted.delete(userId); // a pass that ran out unused: back of the line
+    if (!room.places.has(userId) && !this.holdsPass(room, userId, now)) {
+      // Never let out, a pass that ran out unused, or one spent on an order (one pass, one buy): back of the line.
+      room.admitted.delete(userId);
       const place: Place = { userId, lastSeen: now, position: room.places.size + 1, gone: false };
       room.line.push(place);
       room.places.set(userId, place);
@@ -248,7 +249,13 @@ export class WaitingRoomService {
     return n;
   }
 
-  /** Let out and the pass still of use (good or spent): such a user needs no place. */
+  /** Let out with a pass still good (or in a buy now): joining again keeps it. */
+  private holdsPass(room: Room, userId: string, now: number): boolean {
+    const a = room.admitted.get(userId);
+    return a !== undefined && (a.state === 'claimed' || (a.state === 'live' && now < a.expiresAt));
+  }
+
+  /** Let out and the pass still of use (good or spent): polling answers `admitted`. */
   private admittedNow(room: Room, userId: string, now: number): boolean {
     const a = room.admitted.get(userId);
     return a !== undefined && (a.state !== 'live' || now < a.expiresAt);

@@ -175,6 +175,13 @@ describe('waiting room', { skip: skip || (mode === 'distributed' && 'embedded on
     assert.equal((await buyWith(s.id, first, p.body.path, pass)).status, 202);
     await sleep(600);
     assert.equal((await states()).filter((x) => x === 'admitted').length, 3);
+    // The operators' figures agree.
+    const figures = await t.admin('GET', `/api/admin/sales/${s.id}/queue`);
+    assert.equal(figures.status, 200, figures.text);
+    assert.equal(figures.body.room.admitted, 3);
+    assert.equal(figures.body.room.outstanding, 2);
+    assert.equal(figures.body.room.waiting, 7);
+    assertError(await call(t.url, 'GET', `/api/admin/sales/${s.id}/queue`, { token: userToken('ann') }), 403, 'forbidden');
   });
 
   test('waiting users are told sold_out within a second of the last unit', async () => {

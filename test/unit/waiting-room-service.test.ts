@@ -138,6 +138,8 @@ test('passes: good once for a buy, bound to the user, refused after expiry or wh
   wr.settlePass(s.id, 'ann', true);
   assert.equal(wr.checkPass(s, 'ann', pass, OPEN + 800), false, 'spent');
   assert.equal((await wr.poll(s.id, 'ann', OPEN + 800)).pass, undefined);
+  // One pass, one buy: for another, ann joins again, at the back.
+  assert.equal((await wr.join(s.id, 'ann', OPEN + 800)).state, 'waiting');
   const bob = (await wr.poll(s.id, 'bob', OPEN + 800)).pass ?? null;
   assert.equal(wr.checkPass(s, 'bob', bob, OPEN + 500 + 10_000), false, 'expired');
 });

@@ -28,6 +28,12 @@ export function queueRoutes(s: QueueDeps): FastifyPluginAsyncTypebox {
       return answer;
     });
 
+    // Operators: the room's figures (the dashboard's queue length, admitted per second, abandonment).
+    app.get('/api/admin/sales/:saleId/queue', { schema: { params: SaleIdParams } }, async (req) => {
+      s.auth.requireScope(Auth.bearer(req.headers.authorization), 'admin');
+      return { room: s.room.stats(req.params.saleId) };
+    });
+
     app.get('/api/sales/:saleId/queue/seed', { schema: { params: SaleIdParams } }, async (req, reply) => {
       const seed = await s.room.seed(req.params.saleId);
       // The seed appears at the open: no cache may keep the answer without it past that moment.
