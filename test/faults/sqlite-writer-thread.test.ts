@@ -41,6 +41,11 @@ test('batches are committed by the thread before their callers hear; the main co
     await Promise.all(orders.map((o) => t.writer.submit(o)));
     assert.deepEqual(await inDb(t.store, orders), orders.map(() => true));
     assert.equal(t.writer.ordersWritten, 50);
+    // What SqliteRecordStore.insertOrders writes with the orders (the outbox) came with them.
+    const check = new Database(path.join(t.dir, 'seckill.db'), { readonly: true });
+    const events = check.prepare("SELECT count(*) AS n FROM outbox_events WHERE type = 'order.reserved'").get() as { n: number };
+    check.close();
+    assert.equal(events.n, 50);
     // The main connection's own writes (pay, cancel, expiry) go on beside the thread's.
     const more = [order(), order()];
     const [, paid] = await Promise.all([
