@@ -3,7 +3,6 @@ import { Type } from 'typebox';
 import { SeckillError } from '../../domain/errors.js';
 import { iso } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
-import type { DeadLetter } from '../../stores/record-store.js';
 import type { Services } from '../../wiring/services.js';
 
 /** What the outbox routes use. */
@@ -24,6 +23,8 @@ export const RedriveBody = Type.Union([
   ),
   Type.Null(),
 ]);
+
+type DeadLetter = Awaited<ReturnType<EventsDeps['outbox']['deadLetters']>>[number];
 
 function deadJson(d: DeadLetter) {
   return { id: d.id, type: d.type, key: d.key, seq: d.seq, at: iso(d.at), deadAt: iso(d.deadAt), attempts: d.attempts, error: d.error };
