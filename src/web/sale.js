@@ -663,6 +663,8 @@ function setToken(t) {
   ui.signin.hidden = !DEMO || !!t;
   ui.shopSignin.hidden = DEMO || !!t;
   if (!t) ui.mine.hidden = true;
+  // Signed in on a sale with a waiting room: take a place at once (before the open too).
+  if (t && sale?.waitingRoom && !inQueue && !pass && !order) void queue(true);
   if (ui.main.dataset.state === 'live') light();
 }
 
@@ -687,6 +689,10 @@ function signOut() {
   clearTimeout(timers.retry);
   order = null;
   orderPath = null;
+  pass = null;
+  inQueue = false;
+  clearTimeout(timers.queue);
+  ui.queue.hidden = true;
   sessionStorage.removeItem(ORDER_KEY);
   setToken(null);
 }
