@@ -37,10 +37,16 @@ export interface InterestRecorderDeps {
 export interface InterestLimits {
   /** Refusals waiting for verification; more are dropped (and counted). */
   queueCapacity: number;
-  /** Tokens verified per event-loop turn (the batch yields between them). */
+  /** Tokens verified between two looks at the clock (the batch yields to the answers there). */
   batchSize: number;
   /** How long a refusal waits in the queue for company before the batch runs (ms). */
   flushMs: number;
+  /**
+   * The share of the time the timed batches may spend verifying tokens (each verification is an
+   * HMAC, dearer than the refusal itself): a flood of new tokens slows the refusals by at most
+   * this much; what the batches cannot take waits in the queue, and past its capacity is dropped.
+   */
+  verifyShare: number;
   /** Credentials (header or token strings) remembered per sale (a repeat costs a set lookup, nothing more). */
   tokensPerSale: number;
   /** User ids remembered per sale as recorded (past it, the database's key de-duplicates). */
@@ -55,8 +61,9 @@ export interface InterestLimits {
 
 export const INTEREST_LIMITS: InterestLimits = {
   queueCapacity: 10_000,
-  batchSize: 256,
+  batchSize: 16,
   flushMs: 100,
+  verifyShare: 0.05,
   tokensPerSale: 10_000,
   usersPerSale: 100_000,
   summaryCheckMs: 1000,
@@ -153,6 +160,8 @@ function addBounded(set: Set<string>, value: string, cap: number): void {
 export class InterestRecorder {
   private readonly limits: InterestLimits;
   private queue: Pending[] = [];
+  /** Refusals taken by the batch running now (they count against the queue's capacity). */
+  private inBatch = 0;
   /** Per sale: credentials already queued (verified or not): a repeat costs nothing more. */
   private readonly seen = new Map<string, SeenCredentials>();
   /** Per sale: users already recorded by this process. */
@@ -196,7 +205,7 @@ export class InterestRecorder {
       seen = new SeenCredentials(this.limits.tokensPerSale);
       this.seen.set(saleId, seen);
     } else if (seen.has(credential)) return;
-    if (this.queue.length >= this.limits.queueCapacity) {
+    if (this.queue.length + this.inBatch >= this.limits.queueCapacity) {
       this.stats.dropped++;
       return;
     }
@@ -211,7 +220,7 @@ export class InterestRecorder {
       if (body.length <= MAX_RAW_BODY) body += chunk.toString('utf8');
     });
     quantity.on('end', () => {
-      if (this.queue.length < this.limits.queueCapacity) {
+      if (this.queue.length + this.inBatch < this.limits.queueCapacity) {
         this.enqueue(seen, { saleId, credential, quantity: body.length > MAX_RAW_BODY ? 1 : quantityOf(body), at });
         return;
       }
@@ -224,20 +233,36 @@ export class InterestRecorder {
     seen.add(p.credential);
     this.queue.push(p);
     this.stats.queued++;
-    if (this.flushTimer) return;
+    this.schedule();
+  }
+
+  /** The next timed batch, unless one is due already. */
+  private schedule(): void {
+    if (this.flushTimer || this.closed) return;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
-      void this.flush();
+      void this.timedBatch();
     }, this.limits.flushMs);
     this.flushTimer.unref(); // close() writes what is left
   }
 
-  /** Verifies and writes everything queued so far; resolves when it is written (or failed). */
+  /** A batch within the time budget (verifyShare of flushMs); the rest waits for the next one. */
+  private timedBatch(): Promise<void> {
+    return this.serially(async () => {
+      await this.writeBatch(this.limits.flushMs * this.limits.verifyShare);
+      if (this.queue.length > 0) this.schedule();
+    });
+  }
+
+  /** Verifies and writes everything queued so far, whatever it takes; resolves when it is written (or failed). */
   flush(): Promise<void> {
-    // One batch at a time; a call during a batch waits for it, then takes what queued meanwhile.
-    const run = async () => {
-      while (this.queue.length > 0) await this.writeBatch();
-    };
+    return this.serially(async () => {
+      while (this.queue.length > 0) await this.writeBatch(Infinity);
+    });
+  }
+
+  /** One batch at a time; a call during a batch waits for it, then takes what queued meanwhile. */
+  private serially(run: () => Promise<void>): Promise<void> {
     const next = (this.flushing ?? Promise.resolve()).then(run);
     const mine = next.finally(() => {
       if (this.flushing === mine) this.flushing = null;
@@ -246,13 +271,31 @@ export class InterestRecorder {
     return mine;
   }
 
-  private async writeBatch(): Promise<void> {
+  /** Verifies and writes queued refusals for up to `budgetMs` of verification; the rest stays queued. */
+  private async writeBatch(budgetMs: number): Promise<void> {
     const taken = this.queue;
     this.queue = [];
+    this.inBatch = taken.length;
+    try {
+      await this.verifyAndWrite(taken, budgetMs);
+    } finally {
+      this.inBatch = 0;
+    }
+  }
+
+  private async verifyAndWrite(taken: Pending[], budgetMs: number): Promise<void> {
     const rows: InterestRow[] = [];
     const credentials: string[] = [];
+    const started = performance.now();
     for (let i = 0; i < taken.length; i++) {
-      if (i > 0 && i % this.limits.batchSize === 0) await yieldTurn(); // let the answers through
+      if (i > 0 && i % this.limits.batchSize === 0) {
+        if (performance.now() - started >= budgetMs) {
+          this.queue = taken.slice(i).concat(this.queue); // next batch's, first in line
+          this.inBatch = i;
+          break;
+        }
+        await yieldTurn(); // let the answers through
+      }
       const p = taken[i];
       let userId: string;
       try {

@@ -3,7 +3,7 @@
 // The admin key lives in sessionStorage only: it is gone when the tab closes.
 import {
   ApiError, adminSales, asApiError, correctSale, createSale, endOrArchiveSale, liveFigures, pauseSale, saleAudit, saleOrders,
-  saleOrdersCsv,
+  saleInterestCsv, saleInterestSummary, saleOrdersCsv,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_SHORT, byId, minorDigits, pad, price, setPill } from './ui.js';
@@ -518,8 +518,45 @@ function renderLive(d) {
     (stats.refunded ? ` · refunded ${num(stats.refunded)}` : '') +
     (stats.pendingWrites ? ` · ${num(stats.pendingWrites)} decided orders not yet in the database` : '') +
     ` · updated ${time(d.serverTime)}`;
+  refreshInterest(sale.id);
   drawCharts();
 }
+
+// ---------------------------------------------------------------- intended purchases
+// Buyers refused because the sale sold out (each once), under the live figures, with their CSV.
+const interestCount = h('span', { textContent: '—' });
+const interestCsv = h('a', { href: '#', textContent: 'CSV' });
+el.kNote.after(h('p', { className: 'muted small' }, 'Intended purchases: ', interestCount, ' buyers refused as sold out · ', interestCsv));
+let interestAsked = { saleId: '', at: 0 };
+/**
+ * The count, read at most every 5 s (the live figures come every second).
+ * @param {string} saleId
+ */
+function refreshInterest(saleId) {
+  const now = Date.now();
+  if (interestAsked.saleId === saleId && now - interestAsked.at < 5000) return;
+  if (interestAsked.saleId !== saleId) interestCount.textContent = '—';
+  interestAsked = { saleId, at: now };
+  admin((k) => saleInterestSummary(k, saleId)).then((s) => {
+    if (selected === saleId) interestCount.textContent = `${num(s.users)} (${num(s.units)} units)`;
+  }, () => undefined);
+}
+interestCsv.addEventListener('click', async (e) => {
+  e.preventDefault();
+  const saleId = selected;
+  if (saleId === null) return;
+  try {
+    const url = URL.createObjectURL(await admin((k) => saleInterestCsv(k, saleId)));
+    const a = h('a', { href: url, download: `interest-${saleId}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (caught) {
+    const err = asApiError(caught);
+    if (err.code !== 'unauthorized') announce(`CSV export failed: ${err.message}`);
+  }
+});
 
 // ---------------------------------------------------------------- charts (uPlot)
 /**

@@ -300,6 +300,26 @@ export async function saleOrdersCsv(key, saleId, status) {
 }
 
 /**
+ * Intended purchases: how many buyers were refused because the sale sold out (each once), and the units they asked for.
+ * @param {string} key
+ * @param {string} saleId
+ * @returns {Promise<{ users: number, units: number }>}
+ */
+export const saleInterestSummary = (key, saleId) =>
+  json('GET', `/api/admin/sales/${enc(saleId)}/interest/summary`, { token: key, accept: JSON_TYPE });
+
+/**
+ * Every intended purchase of a sale as CSV (userId, quantity, at).
+ * @param {string} key
+ * @param {string} saleId
+ * @returns {Promise<Blob>}
+ */
+export async function saleInterestCsv(key, saleId) {
+  const res = await call('GET', `/api/admin/sales/${enc(saleId)}/interest`, { token: key, accept: 'text/csv' });
+  return res.blob();
+}
+
+/**
  * Anything a call's caller caught, as an ApiError (a bug in the page shows as its message).
  * @param {unknown} err
  */

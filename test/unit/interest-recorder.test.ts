@@ -108,6 +108,19 @@ describe('interest recorder', () => {
     await r.close();
   });
 
+  test('a timed batch verifies within its time budget; the rest waits in the queue for the next', async () => {
+    const { r, store, auth } = recorder({ limits: { flushMs: 60_000, verifyShare: 0, batchSize: 4 } });
+    for (let i = 0; i < 10; i++) r.soldOut('s1', `ok:u${i}`, 1, i);
+    await (r as unknown as { timedBatch(): Promise<void> }).timedBatch();
+    assert.equal(auth.verified, 4, 'no budget: one chunk per batch');
+    assert.equal(store.rows.size, 4);
+    r.soldOut('s1', 'ok:late', 1, 99);
+    await r.flush(); // an explicit flush takes everything
+    assert.equal(store.rows.size, 11);
+    assert.deepEqual([...store.rows.values()].map((x) => x.userId).slice(4, 6), ['u4', 'u5'], 'the rest first, in order');
+    await r.close();
+  });
+
   test('memory per sale is bounded: past the token and user caps the database key de-duplicates', async () => {
     const { r, store } = recorder({ limits: { tokensPerSale: 2, usersPerSale: 2 } });
     for (const u of ['a', 'b', 'c', 'c']) r.soldOut('s1', `ok:${u}`, 1, 0);

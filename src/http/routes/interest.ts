@@ -70,10 +70,12 @@ export function interestRoutes(s: InterestDeps): FastifyPluginAsyncTypebox {
       return { interest: page.rows.map(interestJson), next: page.next === null ? null : cursorOf(page.next) };
     });
 
-    // The dashboard's line on the sale's card: how many buyers were refused, and the units they asked for.
+    // The dashboard's line on the sale's card: how many buyers were refused, and the units they
+    // asked for; with this process's recorder counters (refusals dropped by a full queue, tokens
+    // that did not verify), all sales together.
     app.get('/api/admin/sales/:saleId/interest/summary', { schema: { params: SaleIdParams } }, async (req) => {
       const sale = await find(req.params.saleId);
-      return s.interest.summary(sale.id);
+      return { ...(await s.interest.summary(sale.id)), recording: s.interest.enabled, thisProcess: { ...s.interest.stats } };
     });
   };
 }
