@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { EventSink } from '../sinks/sink.js';
+import { SinkError } from '../sinks/sink-error.js';
 import type { DeadLetter, OutboxRecords, OutboxSinkStats, PendingEvent, RelayLease } from '../stores/record-store.js';
 
 // The outbox relay (issue 13): one loop per sink publishes the outbox's pending events, oldest
@@ -15,7 +16,7 @@ import type { DeadLetter, OutboxRecords, OutboxSinkStats, PendingEvent, RelayLea
 //
 // Failures: a failed batch is retried smaller (halved, down to the oldest event alone) after an
 // exponential backoff with jitter; only failures of an event sent alone count as its attempts,
-// and after `maxAttempts` of them it becomes a dead letter. A dead event holds its order's later
+// and after `maxAttempts` of them (3 when the sink calls the refusal permanent) it becomes a dead letter. A dead event holds its order's later
 // events (they stay pending behind it) until it is redriven: an order's events are never
 // delivered out of order, not even by skipping one.
 
@@ -35,6 +36,9 @@ export interface RelaySettings {
   /** Pause before trying again for a lease another process holds, ms. */
   leaseRetryMs: number;
 }
+
+/** Attempts of an event the sink refused as permanent (SinkError.permanent) before it is dead. */
+const PERMANENT_ATTEMPTS = 3;
 
 export const DEFAULT_RELAY_SETTINGS: RelaySettings = {
   batch: 200,
@@ -111,25 +115,36 @@ class SinkLoop {
       try {
         await this.sink.publish(events);
       } catch (err) {
-        failures++;
         if (events.length > 1) {
+          // Narrow down first, with short pauses: the backoff grows with the failures of one event alone.
           size = Math.max(1, Math.floor(events.length / 2));
-        } else {
-          const head = events[0];
-          const n = (this.attempts.get(head.id) ?? 0) + 1;
-          this.attempts.set(head.id, n);
-          if (n >= this.s.maxAttempts) {
-            await this.store.markDead(name, head.id, n, reason(err), Date.now()).then(
-              () => {
-                this.attempts.delete(head.id);
-                this.observer?.dead(name);
-                this.log.error({ err, sink: name, eventId: head.id, attempts: n }, 'outbox relay: event moved to dead letters');
-              },
-              (e: unknown) => this.log.warn({ err: e, sink: name }, 'outbox relay: could not record a dead letter'),
-            );
+          this.log.warn({ err, sink: name, events: events.length }, 'outbox relay: publish failed; retrying fewer');
+          await this.pause(backoffMs(1, this.s.backoffBaseMs, this.s.backoffMaxMs));
+          continue;
+        }
+        failures++;
+        const head = events[0];
+        const n = (this.attempts.get(head.id) ?? 0) + 1;
+        this.attempts.set(head.id, n);
+        // A refusal the sink calls permanent (a webhook's 4xx) is not retried for long.
+        const permanent = err instanceof SinkError && err.permanent;
+        if (n >= (permanent ? Math.min(PERMANENT_ATTEMPTS, this.s.maxAttempts) : this.s.maxAttempts)) {
+          const dead = await this.store.markDead(name, head.id, n, reason(err), Date.now()).then(
+            () => true,
+            (e: unknown) => {
+              this.log.warn({ err: e, sink: name }, 'outbox relay: could not record a dead letter');
+              return false;
+            },
+          );
+          if (dead) {
+            this.attempts.delete(head.id);
+            this.observer?.dead(name);
+            this.log.error({ err, sink: name, eventId: head.id, attempts: n }, 'outbox relay: event moved to dead letters');
+            failures = 0;
+            continue;
           }
         }
-        this.log.warn({ err, sink: name, events: events.length, failures }, 'outbox relay: publish failed; retrying');
+        this.log.warn({ err, sink: name, eventId: head.id, attempt: n, failures }, 'outbox relay: publish failed; retrying');
         await this.pause(backoffMs(failures, this.s.backoffBaseMs, this.s.backoffMaxMs));
         continue;
       }

@@ -17,6 +17,8 @@ export class WebhookReceiver {
   badSignatures = 0;
   /** Answer this status instead of 204 for an event it returns a status for. */
   refuse: (e: ReceivedEvent) => number | null = () => null;
+  /** Answer each delivery after this long (keeps the relay mid-publish). */
+  delayMs = 0;
   private constructor(private readonly server: http.Server, readonly url: string, private readonly secret: string) {}
 
   static async start(secret: string): Promise<WebhookReceiver> {
@@ -39,7 +41,8 @@ export class WebhookReceiver {
           return;
         }
         r.events.push(e);
-        res.writeHead(204).end();
+        if (r.delayMs > 0) setTimeout(() => res.writeHead(204).end(), r.delayMs);
+        else res.writeHead(204).end();
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
