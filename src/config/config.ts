@@ -108,10 +108,14 @@ const EnvSchema = Type.Object({
   SECKILL_AMQP_EXCHANGE: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,255}$', default: 'seckill' }),
   SECKILL_NATS_URL: Type.Optional(Type.String({ minLength: 1 })),
   SECKILL_NATS_STREAM: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'SECKILL' }),
-  SECKILL_WEBHOOK_URLS: Type.Optional(Type.String()),
-  SECKILL_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   /** Events go to <prefix>.<type>; another prefix only when several deployments share one NATS. */
   SECKILL_NATS_SUBJECT_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}(\\.[A-Za-z0-9_-]{1,64}){0,3}$', default: 'seckill' }),
+  SECKILL_WEBHOOK_URLS: Type.Optional(Type.String()),
+  SECKILL_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  /** The outbox: sent events are kept this long (hours), so a sink added later gets them; then pruned. */
+  SECKILL_OUTBOX_RETENTION_HOURS: Type.Number({ minimum: 0, maximum: 24 * 365, default: 168 }),
+  /** Failed attempts of one event (sent alone) before it is a sink's dead letter. */
+  SECKILL_OUTBOX_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -161,6 +165,8 @@ export interface Config {
   interest: boolean;
   /** Where the outbox relay publishes events: AMQP, NATS JetStream, webhooks (src/sinks/config.ts). */
   sinks: SinksSettings;
+  /** The outbox relay: how long sent events are kept (ms), attempts before a dead letter. */
+  outbox: { retentionMs: number; maxAttempts: number };
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_MS): pause between commit and XACK. */
   testWriterPauseMs: number;
   /** Test-only fault injection (SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS): pause between read and commit. */
@@ -220,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     web: parseWebEnv(e),
     interest: e.SECKILL_INTEREST === 'on' || on(e.SECKILL_INTEREST),
     sinks,
+    outbox: { retentionMs: e.SECKILL_OUTBOX_RETENTION_HOURS * 3600_000, maxAttempts: e.SECKILL_OUTBOX_MAX_ATTEMPTS },
     testWriterPauseMs: e.SECKILL_TEST_WRITER_PAUSE_MS,
     testWriterPauseBeforeCommitMs: e.SECKILL_TEST_WRITER_PAUSE_BEFORE_COMMIT_MS,
   };
