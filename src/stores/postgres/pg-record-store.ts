@@ -382,8 +382,8 @@ export class PgRecordStore implements SharedRecordStore {
     if (events.length > 0) await this.pool.query(INSERT_EVENTS, eventColumns(events, Date.now()));
   }
 
-  async pendingEvents(sink: string, limit: number): Promise<PendingEvent[]> {
-    const r = await this.pool.query<OutboxEventRow>(SQL.pendingEvents, [sink, sink, sink, limit]);
+  async pendingEvents(sink: string, limit: number, after = 0): Promise<PendingEvent[]> {
+    const r = await this.pool.query<OutboxEventRow>(SQL.pendingEvents, [sink, after, sink, sink, limit]);
     return r.rows.map(toOutboxEvent);
   }
 

@@ -54,8 +54,9 @@ const SHARED = {
   insertEvent: `INSERT INTO outbox_events (${OUTBOX_COLUMNS.join(', ')}, written_at) VALUES (${marks(OUTBOX_COLUMNS.length + 1)}) ON CONFLICT (id) DO NOTHING`,
   // Neither sent nor dead for the sink, and not behind a predecessor (same key, seq − 1) that is
   // kept and not sent to it: an order's events leave in their order, and a dead one holds the later ones.
+  // args: sink, after (a position the caller knows it need not read below), sink, sink, limit
   pendingEvents: `SELECT e.* FROM outbox_events e
-    WHERE e.pos > COALESCE((SELECT c.pos FROM outbox_cursors c WHERE c.sink = ?), 0)
+    WHERE e.pos > COALESCE((SELECT c.pos FROM outbox_cursors c WHERE c.sink = ?), 0) AND e.pos > ?
       AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.sink = ? AND d.event_id = e.id)
       AND NOT EXISTS (SELECT 1 FROM outbox_events p WHERE p.event_key = e.event_key AND p.seq = e.seq - 1
         AND NOT EXISTS (SELECT 1 FROM outbox_deliveries s WHERE s.sink = ? AND s.event_id = p.id AND s.state = 'sent'))
