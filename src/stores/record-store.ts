@@ -90,9 +90,10 @@ export interface OutboxRecords {
   appendEvents(events: OutboxEvent[]): Promise<void>;
   /**
    * Up to `limit` events neither sent nor dead for `sink`, oldest first, leaving out every event
-   * whose predecessor (same key, seq − 1) is kept and not yet sent to that sink.
+   * whose predecessor (same key, seq − 1) is kept and not yet sent to that sink. `after`: read only
+   * positions above it (the relay's scan start; the sink's cursor applies anyway).
    */
-  pendingEvents(sink: string, limit: number): Promise<PendingEvent[]>;
+  pendingEvents(sink: string, limit: number, after?: number): Promise<PendingEvent[]>;
   /** Record the events as sent to `sink` (after it confirmed them). */
   markSent(sink: string, ids: string[], at: number): Promise<void>;
   markDead(sink: string, id: string, attempts: number, error: string, at: number): Promise<void>;

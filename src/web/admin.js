@@ -3,7 +3,7 @@
 // The admin key lives in sessionStorage only: it is gone when the tab closes.
 import {
   ApiError, adminSales, asApiError, correctSale, createSale, endOrArchiveSale, liveFigures, pauseSale, saleAudit, saleOrders,
-  saleInterestCsv, saleInterestSummary, saleOrdersCsv, saleQueueStats,
+  saleInterestCsv, saleInterestSummary, saleOrdersCsv,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_SHORT, byId, minorDigits, pad, price, setPill } from './ui.js';
@@ -519,31 +519,7 @@ function renderLive(d) {
     (stats.pendingWrites ? ` · ${num(stats.pendingWrites)} decided orders not yet in the database` : '') +
     ` · updated ${time(d.serverTime)}`;
   refreshInterest(sale.id);
-  refreshRoom(sale);
   drawCharts();
-}
-
-// ---------------------------------------------------------------- waiting room
-// A sale with a waiting room: its figures under the live ones, read with them (every second).
-const room = {
-  kpis: byId('room-kpis', HTMLElement), waiting: byId('k-room-waiting', HTMLElement), rate: byId('k-room-rate', HTMLElement),
-  admitted: byId('k-room-admitted', HTMLElement), outstanding: byId('k-room-outstanding', HTMLElement),
-  abandoned: byId('k-room-abandoned', HTMLElement),
-};
-/** @param {AdminSale} sale */
-function refreshRoom(sale) {
-  room.kpis.hidden = !sale.waitingRoom;
-  if (!sale.waitingRoom) return;
-  const saleId = sale.id;
-  admin((k) => saleQueueStats(k, saleId)).then(({ room: r }) => {
-    if (selected !== saleId) return;
-    // No room yet: nobody has joined it.
-    room.waiting.textContent = num(r?.waiting ?? 0);
-    room.rate.textContent = r?.opened ? r.admittedPerSecond.toFixed(1) : 'not open';
-    room.admitted.textContent = num(r?.admitted ?? 0);
-    room.outstanding.textContent = num(r?.outstanding ?? 0);
-    room.abandoned.textContent = num(r?.abandoned ?? 0);
-  }, () => undefined);
 }
 
 // ---------------------------------------------------------------- intended purchases

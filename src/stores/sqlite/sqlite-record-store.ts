@@ -191,8 +191,8 @@ export class SqliteRecordStore implements RecordStore {
     })());
   }
 
-  async pendingEvents(sink: string, limit: number): Promise<PendingEvent[]> {
-    return this.guard(() => this.outbox.pendingEvents.all(sink, sink, sink, limit)).map(toOutboxEvent);
+  async pendingEvents(sink: string, limit: number, after = 0): Promise<PendingEvent[]> {
+    return this.guard(() => this.outbox.pendingEvents.all(sink, after, sink, sink, limit)).map(toOutboxEvent);
   }
 
   async markSent(sink: string, ids: string[], at: number): Promise<void> {
