@@ -51,15 +51,18 @@ const SHARED = {
 
   // The outbox (rows.ts outboxSchema). An event's position orders it; a sink's cursor is the
   // position up to which it has nothing left to read (sent or dead), so reads start there.
+  // "Not delivered" is a scalar subquery `(…) IS NULL`, not NOT EXISTS: PostgreSQL runs it as one
+  // primary-key lookup per event read, where an anti-join planned on a young table's stale
+  // statistics scanned every delivery of the sink for every event (O(kept²) per read).
   insertEvent: `INSERT INTO outbox_events (${OUTBOX_COLUMNS.join(', ')}, written_at) VALUES (${marks(OUTBOX_COLUMNS.length + 1)}) ON CONFLICT (id) DO NOTHING`,
   // Neither sent nor dead for the sink, and not behind a predecessor (same key, seq − 1) that is
   // kept and not sent to it: an order's events leave in their order, and a dead one holds the later ones.
   // args: sink, after (a position the caller knows it need not read below), sink, sink, limit
   pendingEvents: `SELECT e.* FROM outbox_events e
     WHERE e.pos > COALESCE((SELECT c.pos FROM outbox_cursors c WHERE c.sink = ?), 0) AND e.pos > ?
-      AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.sink = ? AND d.event_id = e.id)
-      AND NOT EXISTS (SELECT 1 FROM outbox_events p WHERE p.event_key = e.event_key AND p.seq = e.seq - 1
-        AND NOT EXISTS (SELECT 1 FROM outbox_deliveries s WHERE s.sink = ? AND s.event_id = p.id AND s.state = 'sent'))
+      AND (SELECT 1 FROM outbox_deliveries d WHERE d.sink = ? AND d.event_id = e.id) IS NULL
+      AND (SELECT 1 FROM outbox_events p WHERE p.event_key = e.event_key AND p.seq = e.seq - 1
+        AND (SELECT 1 FROM outbox_deliveries s WHERE s.sink = ? AND s.event_id = p.id AND s.state = 'sent') IS NULL LIMIT 1) IS NULL
     ORDER BY e.pos LIMIT ?`,
   // args: sink, event id, state, at, attempts, error
   markDelivery: `INSERT INTO outbox_deliveries (sink, event_id, state, at, attempts, error) VALUES (?, ?, ?, ?, ?, ?)
@@ -70,7 +73,7 @@ const SHARED = {
   // args: horizon, sink
   advanceCursor: `UPDATE outbox_cursors SET pos = COALESCE(
       (SELECT MIN(e.pos) - 1 FROM outbox_events e WHERE e.pos > outbox_cursors.pos AND (e.written_at >= ?
-        OR NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.sink = outbox_cursors.sink AND d.event_id = e.id))),
+        OR (SELECT 1 FROM outbox_deliveries d WHERE d.sink = outbox_cursors.sink AND d.event_id = e.id) IS NULL)),
       (SELECT MAX(e.pos) FROM outbox_events e WHERE e.pos > outbox_cursors.pos),
       pos)
     WHERE sink = ?`,
@@ -81,7 +84,7 @@ const SHARED = {
   deleteDelivery: 'DELETE FROM outbox_deliveries WHERE sink = ? AND event_id = ?',
   backlog: `SELECT COUNT(*) AS n, MIN(e.at) AS oldest FROM outbox_events e
     WHERE e.pos > COALESCE((SELECT c.pos FROM outbox_cursors c WHERE c.sink = ?), 0)
-      AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.sink = ? AND d.event_id = e.id)`,
+      AND (SELECT 1 FROM outbox_deliveries d WHERE d.sink = ? AND d.event_id = e.id) IS NULL`,
   deliveryCounts: 'SELECT state, COUNT(*) AS n FROM outbox_deliveries WHERE sink = ? GROUP BY state',
   eventsOf: 'SELECT * FROM outbox_events WHERE event_key = ? ORDER BY seq, pos',
   deleteEvent: 'DELETE FROM outbox_events WHERE id = ?',
