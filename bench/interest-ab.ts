@@ -9,7 +9,7 @@
 // Prints req/s and server CPU µs per answer (user + system, from /proc) per round and the medians.
 // With three servers and autocannon on the same machine the absolute figures are low; the ratios count.
 //
-//   node --import tsx bench/interest-ab.ts [--rounds 6] [--duration 3] [--connections 50]
+//   node --import tsx bench/interest-ab.ts [--rounds 6] [--duration 3] [--connections 50] [--off-first] [--workload 'one token']
 import net from 'node:net';
 import type autocannon from 'autocannon';
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ import { fmt, writeResults, type Row } from './common.js';
 const ADMIN = 'bench-admin-key-0123456789abcdef';
 const SECRET = 'bench-user-secret-0123456789abcdef0123456789';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, duration: { type: 'string', default: '3' }, connections: { type: 'string', default: '50' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, duration: { type: 'string', default: '3' }, connections: { type: 'string', default: '50' }, 'off-first': { type: 'boolean', default: false }, workload: { type: 'string' } } });
 const rounds = Number(values.rounds);
 const duration = Number(values.duration);
 const connections = Number(values.connections);
@@ -97,16 +97,19 @@ async function measure(t: Target, w: Workload, round: number): Promise<HttpFigur
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const on = await start('on', 'on');
-const off = await start('off', 'off');
-// A/A control: a second server without recording, measured against the first the same way.
-const off2 = await start('off-2', 'off');
+// --off-first: the servers without recording start first (does the order of start matter here?).
+const [off, off2, on] = values['off-first']
+  ? [await start('off', 'off'), await start('off-2', 'off'), await start('on', 'on')]
+  : await (async () => {
+    const first = await start('on', 'on');
+    return [await start('off', 'off'), await start('off-2', 'off'), first];
+  })();
 const rows: Row[] = [];
 /** Requests of the new-buyers workload answered by the recording server (each from a new user). */
 let newBuyersOn = 0;
 const summary: Row[] = [];
 try {
-  for (const w of ['one token', 'new buyers'] as Workload[]) {
+  for (const w of (['one token', 'new buyers'] as Workload[]).filter((x) => values.workload === undefined || x === values.workload)) {
     for (const t of [on, off, off2]) await measure(t, w, -1); // warm-up (JIT, connections), not counted
     for (const [a, b] of [[on, off], [off2, off]] as const) {
       const ratios = { rps: [] as number[], cpu: [] as number[] };

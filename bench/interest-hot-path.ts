@@ -17,7 +17,7 @@ const store = {
   interestSummary: async () => ({ users: 0, units: 0 }),
 };
 const recorder = (enabled: boolean) =>
-  new InterestRecorder({ auth, store, sales: { all: () => [] }, refusals: { isSoldOut: () => false }, log: pino({ level: 'silent' }), enabled }, { queueCapacity: 1_000_000, tokensPerSale: 1_000_000, flushMs: 3_600_000 });
+  new InterestRecorder({ auth, store, sales: { all: () => [], available: () => 1 }, log: pino({ level: 'silent' }), enabled }, { queueCapacity: 1_000_000, tokensPerSale: 1_000_000, flushMs: 3_600_000 });
 
 /** The header's bytes: each refusal reads a fresh flat string from them, as the HTTP parser makes one. */
 const headerBytes = Buffer.from(`Bearer ${signUserToken(SECRET, 'bench-user')}`, 'latin1');

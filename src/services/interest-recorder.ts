@@ -1,9 +1,9 @@
 import { setImmediate as yieldTurn } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { saleInterestEvent, type OutboxEvent } from '../domain/events.js';
 import { windowRefusal, type Sale } from '../domain/sale.js';
 import { Auth } from '../gateway/auth.js';
-import type { LocalRefusals } from '../gateway/local-refusals.js';
 import type { InterestPage, InterestRecords, InterestRow, InterestSummary } from '../stores/record-store.js';
 
 // Intended purchases (issue 13): a buyer refused because the sale is sold out is kept for the
@@ -25,8 +25,8 @@ export type QuantitySource = number | RawBody;
 export interface InterestRecorderDeps {
   auth: Pick<Auth, 'user'>;
   store: Pick<InterestRecords, 'recordInterest' | 'listInterest' | 'interestSummary'>;
-  sales: { all(): Sale[] };
-  refusals: Pick<LocalRefusals, 'isSoldOut'>;
+  /** The sales this process holds, and their stock left (the engine's count: the sold-out hint expires). */
+  sales: { all(): Sale[]; available(saleId: string): number };
   log: Logger;
   /** SECKILL_INTEREST: off records nothing (and appends no summary). */
   enabled: boolean;
@@ -42,9 +42,10 @@ export interface InterestLimits {
   /** How long a refusal waits in the queue for company before the batch runs (ms). */
   flushMs: number;
   /**
-   * The share of the time the timed batches may spend verifying tokens (each verification is an
-   * HMAC, dearer than the refusal itself): a flood of new tokens slows the refusals by at most
-   * this much; what the batches cannot take waits in the queue, and past its capacity is dropped.
+   * The share of the event loop's busy time the timed batches may spend verifying tokens (each
+   * verification is an HMAC, dearer than the refusal itself): a flood of new tokens slows the
+   * refusals by at most this much; what the batches cannot take waits in the queue, and past its
+   * capacity is dropped (counted in `stats.dropped`).
    */
   verifyShare: number;
   /** Credentials (header or token strings) remembered per sale (a repeat costs a set lookup, nothing more). */
@@ -175,6 +176,9 @@ export class InterestRecorder {
   /** Sales without an end time: since when this process has seen them sold out. */
   private readonly soldOutSince = new Map<string, number>();
   private readonly startedAt = Date.now();
+  /** The event loop's busy time (ms) when the last timed batch started, and how long that batch took. */
+  private lastActiveMs = performance.eventLoopUtilization().active;
+  private lastBatchMs = 0;
   private closed = false;
   readonly stats: InterestStats = { queued: 0, dropped: 0, rejected: 0, written: 0, failed: 0, summaries: 0 };
 
@@ -246,10 +250,21 @@ export class InterestRecorder {
     this.flushTimer.unref(); // close() writes what is left
   }
 
-  /** A batch within the time budget (verifyShare of flushMs); the rest waits for the next one. */
+  /**
+   * A batch within its time budget: verifyShare of the time the event loop spent on other work
+   * (answers) since the last batch, so that the refusals lose at most that share however busy
+   * the process is; at least verifyShare of 20 ms, so that a quiet process still drains its queue.
+   * The rest waits for the next batch.
+   */
   private timedBatch(): Promise<void> {
     return this.serially(async () => {
-      await this.writeBatch(this.limits.flushMs * this.limits.verifyShare);
+      const elu = performance.eventLoopUtilization();
+      const busyMs = Math.max(0, elu.active - this.lastActiveMs - this.lastBatchMs);
+      const budget = this.limits.verifyShare * Math.max(busyMs, 20);
+      const started = performance.now();
+      await this.writeBatch(budget);
+      this.lastBatchMs = performance.now() - started;
+      this.lastActiveMs = elu.active;
       if (this.queue.length > 0) this.schedule();
     });
   }
@@ -364,7 +379,7 @@ export class InterestRecorder {
       }
       return true;
     }
-    if (sale.endsAt !== null || !this.d.refusals.isSoldOut(sale.id)) {
+    if (sale.endsAt !== null || this.d.sales.available(sale.id) > 0) {
       this.soldOutSince.delete(sale.id);
       return false;
     }

@@ -133,7 +133,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       metricsToken: config.metricsToken,
       allowTokensWithoutExp: config.allowTokensWithoutExp,
     });
-    const interest = new InterestRecorder({ auth, store, sales, refusals, log, enabled: config.interest, appendEvents: (events) => store.appendEvents(events) });
+    const interest = new InterestRecorder({ auth, store, sales, log, enabled: config.interest, appendEvents: (events) => store.appendEvents(events) });
     interest.start();
     // Events are always written to the outbox; with no sink configured the relay only prunes, so
     // a sink configured later still gets what was kept.

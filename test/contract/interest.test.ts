@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
 import { until } from '../support/wait.js';
-import { buy, call, randomUser, saleBody, skipUnlessReady, startTestServer, userToken, ADMIN_KEY, USER_SECRET, type TestServer } from '../support/server.js';
+import { buy, call, mode, randomUser, saleBody, skipUnlessReady, startTestServer, userToken, ADMIN_KEY, USER_SECRET, type TestServer } from '../support/server.js';
 
 const skip = await skipUnlessReady();
 
@@ -131,6 +131,23 @@ describe('intended purchases', { skip }, () => {
     assert.equal(lines[0], 'userId,quantity,at');
     assert.deepEqual(lines.slice(1).map((l) => l.split(',')[0]), [...real.keys()].sort());
     for (const l of lines.slice(1)) assert.equal(Number(l.split(',')[1]), real.get(l.split(',')[0]));
+  });
+
+  test('ending the sale appends one sale.interest event to the outbox, summarising them', { skip: mode !== 'embedded' && 'embedded: the outbox is read in process' }, async () => {
+    await everyone();
+    const ended = await t.admin('POST', `/api/admin/sales/${saleId}/end`);
+    assert.equal(ended.status, 200, ended.text);
+    const repo = t.server?.services.repo;
+    assert.ok(repo);
+    const events = await until('the sale.interest event', async () => {
+      const e = (await repo.eventsOf(saleId)).filter((x) => x.type === 'sale.interest');
+      return e.length > 0 ? e : undefined;
+    }, 30_000, 100);
+    assert.equal(events.length, 1);
+    const body = JSON.parse(events[0].body);
+    assert.deepEqual({ type: body.type, saleId: body.saleId, users: body.users, units: body.units },
+      { type: 'sale.interest', saleId, users: real.size, units: [...real.values()].reduce((a, b) => a + b, 0) });
+    assert.equal(body.id, events[0].id);
   });
 
   test('admin key required; an unknown sale is 404', async () => {

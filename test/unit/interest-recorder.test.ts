@@ -51,8 +51,7 @@ function recorder(o: { enabled?: boolean; limits?: Partial<InterestLimits>; sale
   const r = new InterestRecorder({
     auth,
     store,
-    sales: { all: () => o.sales ?? [] },
-    refusals: { isSoldOut: (id) => o.soldOut?.has(id) ?? false },
+    sales: { all: () => o.sales ?? [], available: (id) => (o.soldOut?.has(id) ? 0 : 1) },
     log: silent,
     enabled: o.enabled ?? true,
     appendEvents: async (e) => {
