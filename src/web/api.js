@@ -320,6 +320,17 @@ export async function saleInterestCsv(key, saleId) {
 }
 
 /**
+ * A sale's waiting room as operators see it (null: nobody has joined it yet).
+ * @param {string} key
+ * @param {string} saleId
+ * Written out here (as RoomStats in src/services/waiting-room.ts): that module needs Node's types.
+ * @returns {Promise<{ room: { waiting: number, admitted: number, outstanding: number, abandoned: number,
+ *   admittedPerSecond: number, opened: boolean } | null }>}
+ */
+export const saleQueueStats = (key, saleId) =>
+  json('GET', `/api/admin/sales/${enc(saleId)}/queue`, { token: key, accept: JSON_TYPE });
+
+/**
  * Anything a call's caller caught, as an ApiError (a bug in the page shows as its message).
  * @param {unknown} err
  */
