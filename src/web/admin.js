@@ -3,7 +3,7 @@
 // The admin key lives in sessionStorage only: it is gone when the tab closes.
 import {
   ApiError, adminSales, asApiError, correctSale, createSale, endOrArchiveSale, liveFigures, pauseSale, saleAudit, saleOrders,
-  saleInterestCsv, saleInterestSummary, saleOrdersCsv,
+  saleInterestCsv, saleInterestSummary, saleOrdersCsv, saleQueueStats,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_SHORT, byId, minorDigits, pad, price, setPill } from './ui.js';
@@ -519,7 +519,31 @@ function renderLive(d) {
     (stats.pendingWrites ? ` · ${num(stats.pendingWrites)} decided orders not yet in the database` : '') +
     ` · updated ${time(d.serverTime)}`;
   refreshInterest(sale.id);
+  refreshRoom(sale);
   drawCharts();
+}
+
+// ---------------------------------------------------------------- waiting room
+// A sale with a waiting room: its figures under the live ones, read with them (every second).
+const room = {
+  kpis: byId('room-kpis', HTMLElement), waiting: byId('k-room-waiting', HTMLElement), rate: byId('k-room-rate', HTMLElement),
+  admitted: byId('k-room-admitted', HTMLElement), outstanding: byId('k-room-outstanding', HTMLElement),
+  abandoned: byId('k-room-abandoned', HTMLElement),
+};
+/** @param {AdminSale} sale */
+function refreshRoom(sale) {
+  room.kpis.hidden = !sale.waitingRoom;
+  if (!sale.waitingRoom) return;
+  const saleId = sale.id;
+  admin((k) => saleQueueStats(k, saleId)).then(({ room: r }) => {
+    if (selected !== saleId) return;
+    // No room yet: nobody has joined it.
+    room.waiting.textContent = num(r?.waiting ?? 0);
+    room.rate.textContent = r?.opened ? r.admittedPerSecond.toFixed(1) : 'not open';
+    room.admitted.textContent = num(r?.admitted ?? 0);
+    room.outstanding.textContent = num(r?.outstanding ?? 0);
+    room.abandoned.textContent = num(r?.abandoned ?? 0);
+  }, () => undefined);
 }
 
 // ---------------------------------------------------------------- intended purchases
@@ -899,7 +923,7 @@ const ACTION_TEXT = { create: 'Created', correct: 'Corrected', pause: 'Paused', 
 const FIELD_TEXT = {
   name: 'name', description: 'description', priceCents: 'price', stock: 'stock', startsAt: 'start', endsAt: 'end',
   perUserLimit: 'limit per person', paymentWindowSeconds: 'payment window', paused: 'paused', archivedAt: 'archived',
-  restockOnRefund: 'restock on refund',
+  restockOnRefund: 'restock on refund', waitingRoom: 'waiting room',
 };
 
 /**
@@ -913,7 +937,12 @@ function shownValue(field, v) {
   if (typeof v === 'number' && field === 'priceCents') return price(v);
   if (typeof v === 'number' && field === 'paymentWindowSeconds') return `${Math.round(v / 60)} min`;
   if (typeof v === 'string') return v.length > 60 ? `“${v.slice(0, 57)}…”` : `“${v}”`;
-  return String(v);
+  // The waiting room's settings: {method, admitPerSecond, stockFactor}.
+  if (typeof v === 'object' && 'admitPerSecond' in v) {
+    const r = /** @type {{ method?: string, admitPerSecond: number, stockFactor?: number }} */ (v);
+    return `${r.method ?? ''} ${r.admitPerSecond}/s${r.stockFactor && r.stockFactor !== 1 ? ` × ${r.stockFactor} stock` : ''}`.trim();
+  }
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
 /** @param {AuditEntry} e */

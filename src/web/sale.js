@@ -310,6 +310,7 @@ function light() {
   if (token && sale?.waitingRoom && !pass) {
     ui.buy.disabled = true;
     ui.buy.textContent = 'Waiting for your turn';
+    ui.hint.textContent = 'The button lights when the waiting room lets you through.';
   }
   if (!wasLit) {
     ui.buy.classList.add('lit');
