@@ -59,7 +59,7 @@ async function start(name: string, interest: 'on' | 'off'): Promise<Target> {
   if (sale.status !== 201) throw new Error(`create sale: ${sale.status} ${JSON.stringify(sale.body)}`);
   const token = signUserToken(SECRET, `winner-${name}`);
   const p = await api.call('POST', `/api/sales/${sale.body.id}/path`, token);
-  const bought = await api.call('POST', `/api/sales/${sale.body.id}/buy/${p.body.path}`, token, { quantity: 1 });
+  const bought = await api.patient('POST', `/api/sales/${sale.body.id}/buy/${p.body.path}`, token, { quantity: 1 });
   if (bought.status !== 202) throw new Error(`last unit: ${bought.status}`);
   const refresherToken = signUserToken(SECRET, `refresher-${name}`);
   const rp = await api.call('POST', `/api/sales/${sale.body.id}/path`, refresherToken);

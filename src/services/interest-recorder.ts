@@ -6,6 +6,9 @@ import { windowRefusal, type Sale } from '../domain/sale.js';
 import { Auth } from '../gateway/auth.js';
 import type { InterestPage, InterestRecords, InterestRow, InterestSummary } from '../stores/record-store.js';
 
+/** One intended purchase, as the routes show it (they do not reach the stores). */
+export type { InterestRow } from '../stores/record-store.js';
+
 // Intended purchases (issue 13): a buyer refused because the sale is sold out is kept for the
 // sales team, once per user and sale. The refusal is answered before anyone looks at the token
 // (src/gateway/funnel.ts), and it must stay that cheap: the refusal path only puts the credential

@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { SeckillError } from '../../domain/errors.js';
 import { iso } from '../../domain/sale.js';
 import { Auth } from '../../gateway/auth.js';
-import type { InterestRow } from '../../stores/record-store.js';
+import type { InterestRow } from '../../services/interest-recorder.js';
 import type { Services } from '../../wiring/services.js';
 import { SaleIdParams } from '../schemas.js';
 import { csvCell } from './admin.js';
