@@ -32,7 +32,8 @@ test('reservations of one event-loop turn are committed in one batch; each calle
 
 test('a group-commit window gathers what arrives within it', async () => {
   const repo = new Repo();
-  const w = writer(repo, 30);
+  // A wide window: on a loaded machine one event-loop turn may take tens of milliseconds.
+  const w = writer(repo, 1000);
   const a = w.submit(order());
   await new Promise((r) => setImmediate(r));
   const b = w.submit(order());
