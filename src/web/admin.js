@@ -3,7 +3,7 @@
 // The admin key lives in sessionStorage only: it is gone when the tab closes.
 import {
   ApiError, adminSales, asApiError, correctSale, createSale, endOrArchiveSale, liveFigures, pauseSale, saleAudit, saleOrders,
-  saleInterestCsv, saleInterestSummary, saleOrdersCsv, saleQueueStats,
+  saleInterestCsv, saleInterestSummary, saleOrdersCsv, saleQueueStats, eventsStatus, redriveEvents,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_SHORT, byId, minorDigits, pad, price, setPill } from './ui.js';
@@ -520,6 +520,7 @@ function renderLive(d) {
     ` · updated ${time(d.serverTime)}`;
   refreshInterest(sale.id);
   refreshRoom(sale);
+  refreshEvents();
   drawCharts();
 }
 
@@ -581,6 +582,42 @@ interestCsv.addEventListener('click', async (e) => {
     if (err.code !== 'unauthorized') announce(`CSV export failed: ${err.message}`);
   }
 });
+
+// ---------------------------------------------------------------- events to the shop
+// The outbox relay per sink (src/services/outbox-relay.ts): what waits, what was sent, dead letters
+// (with a redrive button). Service-wide, shown under the sale's figures.
+const eventsLine = h('p', { className: 'muted small', id: 'events-line' }, 'Events to the shop: —');
+el.kNote.after(eventsLine);
+let eventsAskedAt = 0;
+/** Read at most every 5 s. */
+function refreshEvents() {
+  const now = Date.now();
+  if (now - eventsAskedAt < 5000) return;
+  eventsAskedAt = now;
+  admin((k) => eventsStatus(k)).then(({ sinks }) => {
+    if (sinks.length === 0) {
+      eventsLine.replaceChildren('Events to the shop: no sink configured (SECKILL_AMQP_URL, SECKILL_NATS_URL, SECKILL_WEBHOOK_URLS).');
+      return;
+    }
+    const parts = sinks.map((st) => {
+      const age = st.oldestPendingAgeSeconds === null ? '' : `, oldest ${Math.round(st.oldestPendingAgeSeconds)} s`;
+      const item = h('span', { className: 'events-sink' }, `${st.sink}: ${num(st.sent)} sent, ${num(st.backlog)} waiting${age}, ${num(st.dead)} dead`);
+      if (st.dead > 0) {
+        const redrive = h('button', { type: 'button', textContent: 'redrive' });
+        redrive.addEventListener('click', () => {
+          admin((k) => redriveEvents(k, st.sink)).then(({ redriven }) => {
+            announce(`${num(redriven)} dead letters of ${st.sink} sent again`);
+            eventsAskedAt = 0;
+            refreshEvents();
+          }, (caught) => announce(`Redrive failed: ${asApiError(caught).message}`));
+        });
+        item.append(' ', redrive);
+      }
+      return item;
+    });
+    eventsLine.replaceChildren('Events to the shop: ', ...parts.flatMap((p, i) => (i === 0 ? [p] : [' · ', p])));
+  }, () => undefined);
+}
 
 // ---------------------------------------------------------------- charts (uPlot)
 /**

@@ -331,6 +331,22 @@ export const saleQueueStats = (key, saleId) =>
   json('GET', `/api/admin/sales/${enc(saleId)}/queue`, { token: key, accept: JSON_TYPE });
 
 /**
+ * The outbox relay per sink: events waiting, sent, dead letters, the oldest waiting one's age.
+ * @param {string} key
+ * @returns {Promise<{ retentionHours: number, sinks: Array<{ sink: string, backlog: number, sent: number, dead: number,
+ *   oldestPendingAt: string | null, oldestPendingAgeSeconds: number | null }> }>}
+ */
+export const eventsStatus = (key) => json('GET', '/api/admin/events', { token: key, accept: JSON_TYPE });
+
+/**
+ * Send a sink's dead letters again.
+ * @param {string} key
+ * @param {string} sink
+ * @returns {Promise<{ redriven: number }>}
+ */
+export const redriveEvents = (key, sink) => json('POST', '/api/admin/events/redrive', { token: key, accept: JSON_TYPE, body: { sink } });
+
+/**
  * Anything a call's caller caught, as an ApiError (a bug in the page shows as its message).
  * @param {unknown} err
  */

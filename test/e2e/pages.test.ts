@@ -297,6 +297,8 @@ describe('pages in a real browser', { skip: missing ?? distributed ?? false }, (
     await page.waitForFunction((n) => Number(document.getElementById('k-reserved')!.textContent!.replace(/\D/g, '')) > n, first, { timeout: 60_000 });
     assert.ok((await figure('k-available')) < 400, 'available went down');
     await page.locator('#k-soldout', { hasText: 'after the start' }).waitFor({ timeout: 60_000 });
+    // The outbox relay's line (this server has no sink).
+    await page.locator('#events-line', { hasText: 'no sink configured' }).waitFor({ timeout: 30_000 });
     await page.waitForTimeout(2500); // a few more seconds of refusals on the chart
     assert.ok((await figure('k-rps')) > 0, 'requests per second shown');
     assert.match(String(await page.locator('#k-p99').textContent()), /ms$/);
