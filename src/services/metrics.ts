@@ -21,6 +21,8 @@ export interface MetricsSources {
   writerQuarantined?(): number;
   /** The outbox relay's view per sink (backlog, oldest pending, dead letters). */
   outbox?(): Promise<OutboxSinkStats[]>;
+  /** The intended-purchase recorder's counts since start (queued, dropped, rejected, written, failed). */
+  interest?(): Record<string, number>;
 }
 
 type Counts = Record<string, number>;
@@ -177,6 +179,15 @@ export class Metrics {
       aggregator: 'max',
       collect() {
         this.set(pressure().eventLoopDelayMs);
+      },
+    });
+    new client.Gauge({
+      name: 'seckill_interest_refusals',
+      help: 'Sold-out refusals seen by the intended-purchase recorder since start, by what became of them: queued, dropped (queue full or verification budget spent), rejected (forged or expired token), written, failed; summaries: sale.interest events appended',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        for (const [outcome, n] of Object.entries(sources.interest?.() ?? {})) this.set({ outcome }, n);
       },
     });
     new client.Gauge({

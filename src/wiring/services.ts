@@ -127,6 +127,8 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       switches: () => ({ ...switches.values() }),
       breakers: () => breakers.map((b) => [b.name, b.state]),
       outbox: (): Promise<OutboxSinkStats[]> => outbox.status(),
+      // Read at scrape time, after the recorder below exists.
+      interest: () => ({ ...interest.stats }),
     }, sharedCounts ? { counts: sharedCounts, flushMs: config.statsFlushMs } : undefined);
     const auth = new Auth(secrets.userSecret, secrets.keys, {
       audience: config.tokenAudience,

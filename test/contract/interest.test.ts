@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
+import { metric } from '../support/metrics.js';
 import { until } from '../support/wait.js';
 import { buy, call, mode, randomUser, saleBody, skipUnlessReady, startTestServer, userToken, ADMIN_KEY, USER_SECRET, type TestServer } from '../support/server.js';
 
@@ -99,6 +100,13 @@ describe('intended purchases', { skip }, () => {
     assert.equal(summary.body.units, [...real.values()].reduce((a, b) => a + b, 0));
     assert.equal(summary.body.recording, true);
     assert.equal(typeof summary.body.thisProcess.dropped, 'number');
+    const scrape = await call(t.url, 'GET', '/metrics', { token: ADMIN_KEY });
+    assert.equal(scrape.status, 200);
+    // One process of several may have seen none of them: the series are there, the counts anywhere.
+    for (const outcome of ['queued', 'dropped', 'rejected', 'written', 'failed']) {
+      assert.notEqual(metric(scrape.text, 'seckill_interest_refusals', `outcome="${outcome}"`), undefined, outcome);
+    }
+    if (mode === 'embedded') assert.ok(metric(scrape.text, 'seckill_interest_refusals', 'outcome="written"')! >= real.size);
   });
 
   test('keyset pages: limit, next as after, every user once, in order', async () => {
