@@ -3,7 +3,7 @@
 // The admin key lives in sessionStorage only: it is gone when the tab closes.
 import {
   ApiError, adminSales, asApiError, correctSale, createSale, endOrArchiveSale, liveFigures, pauseSale, saleAudit, saleOrders,
-  saleInterestCsv, saleInterestSummary, saleOrdersCsv, saleQueueStats, eventsStatus, redriveEvents,
+  saleInterestCsv, saleInterestSummary, saleOrdersCsv, saleQueueStats, eventsStatus, redriveEvents, deadLetters,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_SHORT, byId, minorDigits, pad, price, setPill } from './ui.js';
@@ -603,6 +603,16 @@ function refreshEvents() {
       const age = st.oldestPendingAgeSeconds === null ? '' : `, oldest ${Math.round(st.oldestPendingAgeSeconds)} s`;
       const item = h('span', { className: 'events-sink' }, `${st.sink}: ${num(st.sent)} sent, ${num(st.backlog)} waiting${age}, ${num(st.dead)} dead`);
       if (st.dead > 0) {
+        // The dead letters themselves, read when opened.
+        const list = h('ul', { className: 'small' });
+        const details = h('details', { className: 'dead-letters' }, h('summary', { textContent: 'list' }), list);
+        details.addEventListener('toggle', () => {
+          if (!details.open) return;
+          admin((k) => deadLetters(k, st.sink)).then(({ dead }) => {
+            list.replaceChildren(...dead.map((d) => h('li', { textContent: `${d.type} ${d.key} (seq ${d.seq}), ${d.attempts} attempts: ${d.error}` })));
+          }, (caught) => list.replaceChildren(h('li', { textContent: `Could not read them: ${asApiError(caught).message}` })));
+        });
+        item.append(' ', details);
         const redrive = h('button', { type: 'button', textContent: 'redrive' });
         redrive.addEventListener('click', () => {
           admin((k) => redriveEvents(k, st.sink)).then(({ redriven }) => {

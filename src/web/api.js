@@ -339,6 +339,15 @@ export const saleQueueStats = (key, saleId) =>
 export const eventsStatus = (key) => json('GET', '/api/admin/events', { token: key, accept: JSON_TYPE });
 
 /**
+ * A sink's dead letters (events it refused too often), oldest first.
+ * @param {string} key
+ * @param {string} sink
+ * @returns {Promise<{ sink: string, dead: Array<{ id: string, type: string, key: string, seq: number, at: string,
+ *   deadAt: string, attempts: number, error: string }> }>}
+ */
+export const deadLetters = (key, sink) => json('GET', `/api/admin/events/dead?sink=${enc(sink)}&limit=50`, { token: key, accept: JSON_TYPE });
+
+/**
  * Send a sink's dead letters again.
  * @param {string} key
  * @param {string} sink
