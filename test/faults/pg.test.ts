@@ -193,7 +193,9 @@ test('defect 1: commit applied but reply lost; the buyer gets his 202; a cancel 
     const order = await s.engine.getOrder(row.order_id);
     assert.ok(order);
     await warm();
-    proxy.dropReplies(true);
+    // The change and its outbox event are one transaction: its COMMIT applies, and from there on
+    // every reply is lost.
+    proxy.dropRepliesAfter('COMMIT');
     const cancelling = s.engine.transition(order, { to: 'cancelled' }, Date.now());
     await until('the cancel committed', async () => (await rowsOf(direct, saleId)).find((r) => r.order_id === row.order_id && r.status === 'cancelled'), 10_000, 20);
     proxy.cut();

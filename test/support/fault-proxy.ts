@@ -22,6 +22,8 @@ export interface FaultState {
   delayMs: number;
   stalled: boolean;
   dropReplies: boolean;
+  /** dropReplies turns on once a client sends bytes containing this (then it is cleared). */
+  dropRepliesAfter: string | null;
 }
 
 /**
@@ -34,7 +36,7 @@ export interface FaultState {
 export class FaultProxy {
   private server: net.Server | null = null;
   private readonly links = new Set<Link>();
-  private state: FaultState = { delayMs: 0, stalled: false, dropReplies: false };
+  private state: FaultState = { delayMs: 0, stalled: false, dropReplies: false, dropRepliesAfter: null };
   /** Bytes swallowed by dropReplies, for assertions. */
   droppedBytes = 0;
   /** Connections accepted since start. */
@@ -113,6 +115,14 @@ export class FaultProxy {
     this.state.dropReplies = on;
   }
 
+  /**
+   * Swallow replies from the moment a client sends `marker` (e.g. 'COMMIT': the last statement of
+   * a transaction reaches the server and applies, its reply and every later one is lost).
+   */
+  dropRepliesAfter(marker: string): void {
+    this.state.dropRepliesAfter = marker;
+  }
+
   /** Destroy every open connection now (clients see a reset; new connections are accepted). */
   cut(): void {
     for (const l of [...this.links]) this.destroy(l);
@@ -122,6 +132,7 @@ export class FaultProxy {
   restore(): void {
     this.state.delayMs = 0;
     this.state.dropReplies = false;
+    this.state.dropRepliesAfter = null;
     this.release();
   }
 
@@ -161,6 +172,11 @@ export class FaultProxy {
     const pipe = dir === 'up' ? link.up : link.down;
     pipe.queue.push(chunk);
     this.pump(pipe);
+    const marker = this.state.dropRepliesAfter;
+    if (dir === 'up' && marker !== null && chunk.includes(marker)) {
+      this.state.dropRepliesAfter = null;
+      this.state.dropReplies = true;
+    }
   }
 
   /** One chunk at a time per direction, so a delay never reorders bytes. */
