@@ -3,6 +3,7 @@ import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import type { Logger } from 'pino';
 import type { OutboxEvent } from '../domain/events.js';
 import type { EventSink } from './sink.js';
+import { Reconnecting } from './reconnecting.js';
 import { SinkError, messageOf, within } from './sink-error.js';
 
 export interface AmqpSinkOptions {
@@ -38,27 +39,22 @@ interface Live {
  */
 export class AmqpSink implements EventSink {
   readonly name: string;
-  private live: Promise<Live> | null = null;
+  private readonly live: Reconnecting<Live>;
   private closed = false;
-  private failedUntil = 0;
-  private lastFailure: Error | null = null;
-  private retryDelay: number;
   private readonly connectTimeoutMs: number;
   private readonly publishTimeoutMs: number;
-  private readonly retryDelayMs: { min: number; max: number };
 
   constructor(private readonly opts: AmqpSinkOptions) {
     this.name = opts.name ?? 'amqp';
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
-    this.retryDelayMs = opts.retryDelayMs ?? { min: 250, max: 5000 };
-    this.retryDelay = this.retryDelayMs.min;
+    this.live = new Reconnecting(this.name, 'the AMQP broker', opts.retryDelayMs ?? { min: 250, max: 5000 }, opts.log, () => this.connect());
   }
 
   async publish(events: readonly OutboxEvent[]): Promise<void> {
     if (this.closed) throw new SinkError(this.name, 'closed');
     if (events.length === 0) return;
-    const live = await this.connection();
+    const live = await this.live.get();
     try {
       await within(this.name, `confirms of ${events.length} event(s)`, this.publishTimeoutMs, Promise.race([this.send(live, events), live.lost]));
     } catch (err) {
@@ -70,8 +66,8 @@ export class AmqpSink implements EventSink {
 
   async close(): Promise<void> {
     this.closed = true;
-    const live = this.live;
-    this.live = null;
+    const live = this.live.current;
+    this.live.current = null;
     if (!live) return;
     const l = await live.catch(() => null);
     if (l) await this.shut(l);
@@ -95,30 +91,6 @@ export class AmqpSink implements EventSink {
       if (!roomLeft) await new Promise<void>((resolve) => channel.once('drain', () => resolve()));
     }
     await Promise.all(confirms);
-  }
-
-  private connection(): Promise<Live> {
-    if (this.live) return this.live;
-    if (Date.now() < this.failedUntil) {
-      return Promise.reject(new SinkError(this.name, `not connected (last attempt: ${this.lastFailure?.message ?? 'failed'}); next attempt in ${this.failedUntil - Date.now()} ms`));
-    }
-    const attempt = this.connect().then(
-      (live) => {
-        this.retryDelay = this.retryDelayMs.min;
-        return live;
-      },
-      (err: unknown) => {
-        if (this.live === attempt) this.live = null;
-        const e = err instanceof SinkError ? err : new SinkError(this.name, `cannot connect: ${messageOf(err)}`, false, { cause: err });
-        this.lastFailure = e;
-        this.failedUntil = Date.now() + this.retryDelay;
-        this.retryDelay = Math.min(this.retryDelayMs.max, this.retryDelay * 2);
-        this.opts.log.warn({ sink: this.name, err: e.message }, 'event sink: cannot connect to the AMQP broker');
-        throw e;
-      },
-    );
-    this.live = attempt;
-    return attempt;
   }
 
   private async connect(): Promise<Live> {
@@ -156,7 +128,7 @@ export class AmqpSink implements EventSink {
     const live: Live = { model, channel, lost };
     const gone = (what: string) => (err?: Error) => {
       markLost(new SinkError(this.name, `${what}${err ? `: ${err.message}` : ''}`));
-      if (this.live && !this.closed) this.drop(live, what);
+      if (!this.closed) this.drop(live, what);
     };
     // Without 'error' listeners a broker's close would crash the process.
     model.on('error', (err: Error) => this.opts.log.warn({ sink: this.name, err: err.message }, 'event sink: AMQP connection error'));
@@ -170,12 +142,11 @@ export class AmqpSink implements EventSink {
 
   /** Forget this connection (the next publish opens a new one) and close it. */
   private drop(live: Live, why: string): void {
-    void this.live?.then((current) => {
-      if (current !== live) return;
-      this.live = null;
+    void this.live.forget(live).then((was) => {
+      if (!was) return;
       this.opts.log.warn({ sink: this.name, why }, 'event sink: AMQP connection dropped; the next publish reconnects');
       void this.shut(live);
-    }, () => undefined);
+    });
   }
 
   private async shut(live: Live): Promise<void> {

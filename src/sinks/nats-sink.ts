@@ -2,6 +2,7 @@ import type { JetStreamClient, JetStreamManager, NatsConnection, StreamConfig } 
 import type { Logger } from 'pino';
 import type { EventType, OutboxEvent } from '../domain/events.js';
 import type { EventSink } from './sink.js';
+import { Reconnecting } from './reconnecting.js';
 import { SinkError, messageOf, within } from './sink-error.js';
 
 /** Every event goes to `<prefix>.<type>` (by default seckill.order.paid, …); the stream takes `<prefix>.>`. */
@@ -47,15 +48,11 @@ interface Live {
  */
 export class NatsSink implements EventSink {
   readonly name: string;
-  private live: Promise<Live> | null = null;
+  private readonly live: Reconnecting<Live>;
   private closed = false;
-  private failedUntil = 0;
-  private lastFailure: Error | null = null;
-  private retryDelay: number;
   private readonly connectTimeoutMs: number;
   private readonly publishTimeoutMs: number;
   private readonly duplicateWindowMs: number;
-  private readonly retryDelayMs: { min: number; max: number };
   private readonly subjectPrefix: string;
 
   constructor(private readonly opts: NatsSinkOptions) {
@@ -64,14 +61,13 @@ export class NatsSink implements EventSink {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
     this.duplicateWindowMs = opts.duplicateWindowMs ?? 10 * 60_000;
-    this.retryDelayMs = opts.retryDelayMs ?? { min: 250, max: 5000 };
-    this.retryDelay = this.retryDelayMs.min;
+    this.live = new Reconnecting(this.name, 'NATS', opts.retryDelayMs ?? { min: 250, max: 5000 }, opts.log, () => this.connect());
   }
 
   async publish(events: readonly OutboxEvent[]): Promise<void> {
     if (this.closed) throw new SinkError(this.name, 'closed');
     if (events.length === 0) return;
-    const live = await this.connection();
+    const live = await this.live.get();
     if (!live.connected) throw new SinkError(this.name, 'disconnected from NATS; the client is reconnecting');
     // All sent before any ack is awaited: one round trip per batch, in order on the wire.
     const acks = events.map((ev) =>
@@ -93,8 +89,8 @@ export class NatsSink implements EventSink {
 
   async close(): Promise<void> {
     this.closed = true;
-    const live = this.live;
-    this.live = null;
+    const live = this.live.current;
+    this.live.current = null;
     const l = await live?.catch(() => null);
     if (!l) return;
     try {
@@ -102,30 +98,6 @@ export class NatsSink implements EventSink {
     } catch (err) {
       this.opts.log.warn({ sink: this.name, err: messageOf(err) }, 'event sink: NATS close');
     }
-  }
-
-  private connection(): Promise<Live> {
-    if (this.live) return this.live;
-    if (Date.now() < this.failedUntil) {
-      return Promise.reject(new SinkError(this.name, `not connected (last attempt: ${this.lastFailure?.message ?? 'failed'}); next attempt in ${this.failedUntil - Date.now()} ms`));
-    }
-    const attempt = this.connect().then(
-      (live) => {
-        this.retryDelay = this.retryDelayMs.min;
-        return live;
-      },
-      (err: unknown) => {
-        if (this.live === attempt) this.live = null;
-        const e = err instanceof SinkError ? err : new SinkError(this.name, `cannot connect: ${messageOf(err)}`, false, { cause: err });
-        this.lastFailure = e;
-        this.failedUntil = Date.now() + this.retryDelay;
-        this.retryDelay = Math.min(this.retryDelayMs.max, this.retryDelay * 2);
-        this.opts.log.warn({ sink: this.name, err: e.message }, 'event sink: cannot connect to NATS');
-        throw e;
-      },
-    );
-    this.live = attempt;
-    return attempt;
   }
 
   private async connect(): Promise<Live> {
@@ -156,12 +128,11 @@ export class NatsSink implements EventSink {
 
   /** Drop this connection: the next publish connects and declares the stream again. */
   private forget(live: Live, why: string): void {
-    void this.live?.then((current) => {
-      if (current !== live) return;
-      this.live = null;
+    void this.live.forget(live).then((was) => {
+      if (!was) return;
       this.opts.log.warn({ sink: this.name, why }, 'event sink: NATS connection dropped; the next publish reconnects');
       void live.nc.close().catch(() => undefined);
-    }, () => undefined);
+    });
   }
 
   /** Create the stream, or bring an existing one to take our subjects with our duplicate window. */

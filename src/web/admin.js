@@ -570,17 +570,7 @@ interestCsv.addEventListener('click', async (e) => {
   e.preventDefault();
   const saleId = selected;
   if (saleId === null) return;
-  try {
-    const url = URL.createObjectURL(await admin((k) => saleInterestCsv(k, saleId)));
-    const a = h('a', { href: url, download: `interest-${saleId}.csv` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  } catch (caught) {
-    const err = asApiError(caught);
-    if (err.code !== 'unauthorized') announce(`CSV export failed: ${err.message}`);
-  }
+  await downloadCsv(() => admin((k) => saleInterestCsv(k, saleId)), `interest-${saleId}.csv`);
 });
 
 // ---------------------------------------------------------------- events to the shop
@@ -803,10 +793,18 @@ el.csv.addEventListener('click', async (e) => {
   const status = el.oStatus.value;
   const saleId = selected;
   if (saleId === null) return;
+  await downloadCsv(() => admin((k) => saleOrdersCsv(k, saleId, status)), `orders-${saleId}${status ? `-${status}` : ''}.csv`);
+});
+
+/**
+ * Save a CSV the admin API made (fetched here, as the key goes in a header) under `name`.
+ * @param {() => Promise<Blob>} fetchCsv
+ * @param {string} name
+ */
+async function downloadCsv(fetchCsv, name) {
   try {
-    const blob = await admin((k) => saleOrdersCsv(k, saleId, status));
-    const url = URL.createObjectURL(blob);
-    const a = h('a', { href: url, download: `orders-${saleId}${status ? `-${status}` : ''}.csv` });
+    const url = URL.createObjectURL(await fetchCsv());
+    const a = h('a', { href: url, download: name });
     document.body.append(a);
     a.click();
     a.remove();
@@ -815,7 +813,7 @@ el.csv.addEventListener('click', async (e) => {
     const err = asApiError(caught);
     if (err.code !== 'unauthorized') announce(`CSV export failed: ${err.message}`);
   }
-});
+}
 
 // ---------------------------------------------------------------- correct, end, archive
 el.showArchived.addEventListener('change', () => renderSales());

@@ -22,30 +22,15 @@ import { sinksFromConfig } from '../../src/sinks/config.js';
 import { SinkError } from '../../src/sinks/sink-error.js';
 import { WebhookSink } from '../../src/sinks/webhook-sink.js';
 import { signWebhook, verifyWebhook } from '../../src/sinks/webhook-signature.js';
+import { AMQP_URL, NATS_URL, withoutNats, withoutRabbit } from '../support/brokers.js';
 import { silent } from '../support/fakes.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { until } from '../support/wait.js';
 
-const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
-const NATS_URL = 'nats://127.0.0.1:4222';
 const run = randomUUID().slice(0, 8);
 
-async function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port, timeout: 2000 });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-const amqpSkip = (await reachable(5672)) ? false : 'RabbitMQ is not reachable at 127.0.0.1:5672 (.ci/run starts it)';
-const natsSkip = (await reachable(4222)) ? false : 'NATS is not reachable at 127.0.0.1:4222 (.ci/run starts it)';
+const amqpSkip = await withoutRabbit();
+const natsSkip = await withoutNats();
 
 /** `orders` orders, each reserved then paid, interleaved as a relay batch would carry them; and a sale summary. */
 function batch(orders: number): OutboxEvent[] {

@@ -12,29 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import { connect as natsConnect, type NatsConnection } from 'nats';
 import { verifyWebhook } from '../../src/sinks/webhook-signature.js';
+import { AMQP_URL, NATS_URL, withoutNats, withoutRabbit } from '../support/brokers.js';
 import { ADMIN_KEY, buy, call, randomUser, startTestServer, userToken, type TestServer } from '../support/server.js';
 import { until } from '../support/wait.js';
 
-const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
-const NATS_URL = 'nats://127.0.0.1:4222';
 
-async function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port, timeout: 2000 });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-const skip = !(await reachable(5672))
-  ? 'RabbitMQ is not reachable at 127.0.0.1:5672 (.ci/run starts it)'
-  : !(await reachable(4222)) ? 'NATS is not reachable at 127.0.0.1:4222 (.ci/run starts it)' : false;
+const skip = (await withoutRabbit()) || (await withoutNats());
 
 interface Received {
   id: string;

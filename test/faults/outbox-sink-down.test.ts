@@ -5,10 +5,10 @@
 // order, and the backlog is back to 0. Embedded mode (an in-process server on its own data dir).
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import type { RunningServer } from '../../src/server.js';
+import { AMQP_URL, withoutRabbit } from '../support/brokers.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { startInProcess } from '../support/launcher.js';
 import { ADMIN_KEY, buy, call, randomUser, saleBody, tempDir, userToken } from '../support/server.js';
@@ -23,21 +23,7 @@ const BUYERS = 40;
 /** A buy slower than this is "slowed" (generous: the machine is shared and loaded). */
 const BUY_BOUND_MS = 5000;
 
-async function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port, timeout: 2000 });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-const skip = (await reachable(RABBIT_PORT)) ? false : `RabbitMQ is not reachable at 127.0.0.1:${RABBIT_PORT} (.ci/run starts it)`;
+const skip = await withoutRabbit();
 
 interface SinkStatus {
   sink: string;
@@ -91,7 +77,7 @@ describe('outbox sinks down during a sale', { skip }, () => {
     hook = await WebhookReceiver.start(SECRET);
     proxy = await new FaultProxy('127.0.0.1', RABBIT_PORT).start();
     // The shop's consumer, bound before anything is published (straight to RabbitMQ, not via the proxy).
-    model = await amqp.connect(`amqp://guest:guest@127.0.0.1:${RABBIT_PORT}`);
+    model = await amqp.connect(AMQP_URL);
     ch = await model.createChannel();
     await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
     const { queue } = await ch.assertQueue('', { exclusive: true });
