@@ -699,6 +699,22 @@ export function replayParams(): { seed?: number; path?: string } {
 }
 
 /**
+ * A run's new sale. The previous run's faults may leave a dead pooled connection or an open
+ * breaker behind them: creating the sale then answers `busy` (nothing changed), and is tried again.
+ */
+async function createSaleAfterFaults(b: Backend, input: Parameters<Backend['createSale']>[0], now: number) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await b.createSale(input, now);
+    } catch (err) {
+      if (attempt >= 50 || (err as { code?: string }).code !== 'busy') throw err;
+      await b.ensureRunning().catch(() => undefined);
+      await sleep(200);
+    }
+  }
+}
+
+/**
  * The model-based property over one backend: each run is a new sale (stock 1-4, limit 1-2) and
  * a command list; after every command the invariants hold.
  */
@@ -714,7 +730,7 @@ export async function runModel(b: Backend, opts: RunOptions, stats: Map<string, 
     async (stock, limit, restock, cmds) => {
       runs++;
       const model = new SaleModel(stock, limit, restock);
-      const sale = await b.createSale({ stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S, restockOnRefund: restock }, model.now());
+      const sale = await createSaleAfterFaults(b, { stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S, restockOnRefund: restock }, model.now());
       const real: Real = { b, saleId: sale.id, stats, trace: [], checks: 0 };
       try {
         await fc.asyncModelRun(() => ({ model, real }), cmds);
@@ -808,7 +824,7 @@ export async function runInterleavings(b: Backend, numRuns: number): Promise<{ r
     async (s, stock, limit, first, burst, restock) => {
       runs++;
       const model = new SaleModel(stock, limit, restock);
-      const sale = await b.createSale({ stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S, restockOnRefund: restock }, model.now());
+      const sale = await createSaleAfterFaults(b, { stock, perUserLimit: limit, paymentWindowSeconds: WINDOW_S, restockOnRefund: restock }, model.now());
       const real: Real = { b, saleId: sale.id, stats: new Map(), trace: [], checks: 0 };
       for (const [user, inst] of first) {
         const o = await reserveStep(model, real, user, 1, inst);
