@@ -13,7 +13,7 @@ import { FaultProxy } from '../support/fault-proxy.js';
 import { startInProcess } from '../support/launcher.js';
 import { ADMIN_KEY, buy, call, randomUser, saleBody, tempDir, userToken } from '../support/server.js';
 import { until } from '../support/wait.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { WebhookReceiver, eventsByOrder } from '../support/webhook-receiver.js';
 
 const RABBIT_PORT = 5672;
 const SECRET = crypto.randomBytes(32).toString('hex');
@@ -37,20 +37,6 @@ interface Arrived {
   type: string;
   seq?: number;
   order?: { orderId: string };
-}
-
-/** Each order's events in first-arrival order, duplicates (same id) dropped. */
-function byOrder(events: readonly Arrived[]): Map<string, Arrived[]> {
-  const seen = new Set<string>();
-  const out = new Map<string, Arrived[]>();
-  for (const e of events) {
-    if (!e.order || seen.has(e.id)) continue;
-    seen.add(e.id);
-    const list = out.get(e.order.orderId) ?? [];
-    list.push(e);
-    out.set(e.order.orderId, list);
-  }
-  return out;
 }
 
 /** The orders whose order.reserved event has not arrived, or whose events arrived out of seq order. */
@@ -163,16 +149,16 @@ describe('outbox sinks down during a sale', { skip }, () => {
     hook.refuse = () => null;
 
     await until('every 202\'s events at both sinks and no backlog', async () => {
-      if (problems(byOrder(fromRabbit), accepted).length > 0 || problems(hook.byOrder(), accepted).length > 0) return false;
+      if (problems(eventsByOrder(fromRabbit), accepted).length > 0 || problems(hook.byOrder(), accepted).length > 0) return false;
       const s = await status();
       return s.get('amqp')!.backlog === 0 && s.get(webhookSink)!.backlog === 0;
     }, 60_000, 250).catch((err: unknown) => {
-      const left = { amqp: problems(byOrder(fromRabbit), accepted).slice(0, 3), webhook: problems(hook.byOrder(), accepted).slice(0, 3) };
+      const left = { amqp: problems(eventsByOrder(fromRabbit), accepted).slice(0, 3), webhook: problems(hook.byOrder(), accepted).slice(0, 3) };
       throw new Error(`${String(err)}; still missing: ${JSON.stringify(left)}`);
     });
     const recovered = Date.now() - healedAt;
 
-    for (const [name, got] of [['amqp', byOrder(fromRabbit)], ['webhook', hook.byOrder()]] as const) {
+    for (const [name, got] of [['amqp', eventsByOrder(fromRabbit)], ['webhook', hook.byOrder()]] as const) {
       assert.deepEqual(problems(got, accepted), [], `${name}: every order's events, in seq order`);
       const reserved = [...got.values()].flat().filter((e) => e.type === 'order.reserved');
       assert.equal(reserved.length, accepted.length, `${name}: one order.reserved per 202, none for a refusal`);

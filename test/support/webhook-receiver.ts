@@ -52,20 +52,25 @@ export class WebhookReceiver {
 
   /** Each order's events in first-arrival order (duplicates dropped: receivers de-duplicate by id). */
   byOrder(): Map<string, ReceivedEvent[]> {
-    const seen = new Set<string>();
-    const out = new Map<string, ReceivedEvent[]>();
-    for (const e of this.events) {
-      if (!e.order || seen.has(e.id)) continue;
-      seen.add(e.id);
-      const list = out.get(e.order.orderId) ?? [];
-      list.push(e);
-      out.set(e.order.orderId, list);
-    }
-    return out;
+    return eventsByOrder(this.events);
   }
 
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** Events from any sink, per order in first-arrival order, duplicates (same id) dropped. */
+export function eventsByOrder<E extends { id: string; order?: { orderId: string } }>(events: readonly E[]): Map<string, E[]> {
+  const seen = new Set<string>();
+  const out = new Map<string, E[]>();
+  for (const e of events) {
+    if (!e.order || seen.has(e.id)) continue;
+    seen.add(e.id);
+    const list = out.get(e.order.orderId) ?? [];
+    list.push(e);
+    out.set(e.order.orderId, list);
+  }
+  return out;
 }
