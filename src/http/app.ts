@@ -5,6 +5,7 @@ import type { Services } from '../wiring/services.js';
 import { errorHandler, notFoundHandler, refuse } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { interestRoutes } from './routes/interest.js';
+import { fairnessRoutes } from './routes/fairness.js';
 import { eventsRoutes } from './routes/events.js';
 import { buyingRoutes } from './routes/buying.js';
 import { opsRoutes } from './routes/ops.js';
@@ -123,6 +124,7 @@ export function buildApp(services: Services): App {
   app.register(adminRoutes(services));
   app.register(queueRoutes(services));
   app.register(interestRoutes(services));
+  app.register(fairnessRoutes(services));
   app.register(eventsRoutes(services));
   app.register(opsRoutes(services));
   app.register(pagesRoutes(services));

@@ -15,6 +15,7 @@ import { OutboxRelay } from '../services/outbox-relay.js';
 import { sinksFromConfig } from '../sinks/config.js';
 import type { OutboxSinkStats } from '../stores/record-store.js';
 import { WaitingRoomService } from '../services/waiting-room.js';
+import { FairnessService, roomRecordsOf } from '../services/fairness.js';
 import type { RecordStore } from '../stores/record-store.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
 import { SaleService } from '../services/sale-service.js';
@@ -49,6 +50,8 @@ export interface Services {
   outbox: OutboxRelay;
   /** The sales' waiting rooms (issue 14), in this process. */
   room: WaitingRoomService;
+  /** A sale's fairness report (issue 14): room records and units won per user. */
+  fairness: FairnessService;
   /** Intended purchases: buyers refused because a sale is sold out (SECKILL_INTEREST). */
   interest: InterestRecorder;
   /** Units per order status and sale (admin stats, dashboard, /metrics): read here, never summed per scrape. */
@@ -163,6 +166,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       orders,
       sweeper,
       room,
+      fairness: new FairnessService({ sales, orders, room: roomRecordsOf(room) }),
       auth,
       ipLimit: new RateLimit(config.ratePerIp),
       userLimit: backend.userLimit,
