@@ -40,6 +40,10 @@ const EnvSchema = Type.Object({
   SECKILL_QUEUE_ABANDON_MS: Type.Integer({ minimum: 500, maximum: 600_000, default: 20_000 }),
   /** Waiting room: how long a pass stays good. */
   SECKILL_PASS_TTL_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
+  /** Challenge pow: leading zero bits of SHA-256 asked for (16: about 65,000 hashes, ~0.5–2 s on a phone). */
+  SECKILL_POW_BITS: Type.Integer({ minimum: 0, maximum: 32, default: 16 }),
+  /** Challenge quiz: an answer sooner than this after the question was given is refused (a script's speed). */
+  SECKILL_QUIZ_MIN_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1500 }),
   /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */
   SECKILL_SQLITE_SYNC: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
   /** Embedded mode: the group commit's batches are committed on a worker thread with its own SQLite connection. */
@@ -140,6 +144,10 @@ export interface Config {
   sweepMs: number;
   queueAbandonMs: number;
   passTtlMs: number;
+  /** SECKILL_POW_BITS. */
+  powBits: number;
+  /** SECKILL_QUIZ_MIN_MS. */
+  quizMinMs: number;
   sqliteSync: 'FULL' | 'NORMAL';
   sqliteWriterThread: boolean;
   demoSale: boolean;
@@ -206,6 +214,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepMs: e.SECKILL_SWEEP_MS,
     queueAbandonMs: e.SECKILL_QUEUE_ABANDON_MS,
     passTtlMs: e.SECKILL_PASS_TTL_MS,
+    powBits: e.SECKILL_POW_BITS,
+    quizMinMs: e.SECKILL_QUIZ_MIN_MS,
     sqliteSync: e.SECKILL_SQLITE_SYNC,
     sqliteWriterThread: on(e.SECKILL_SQLITE_WRITER_THREAD),
     demoSale: on(e.SECKILL_DEMO_SALE),

@@ -9,6 +9,9 @@ export const ERROR_STATUS = {
   bad_path: 403,
   // A sale with a waiting room: the path and the buy need the pass the room gave (X-Seckill-Pass).
   no_pass: 403,
+  // A sale with a challenge (docs/challenges.md): the path needs X-Seckill-Challenge, solved.
+  challenge_required: 403,
+  challenge_failed: 403,
   not_started: 425,
   ended: 410,
   paused: 423,
@@ -39,6 +42,8 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   not_found: 'No such resource.',
   bad_path: 'This order path was not issued to you for this sale.',
   no_pass: 'This sale has a waiting room: a valid pass (header X-Seckill-Pass) from POST /api/sales/:saleId/queue is required.',
+  challenge_required: 'This sale has a challenge: solve one from POST /api/sales/:saleId/challenge and send it as header X-Seckill-Challenge: <challenge>:<answer>.',
+  challenge_failed: 'The challenge was not accepted (wrong, expired, already used, or not yours): get a new one from POST /api/sales/:saleId/challenge.',
   not_started: 'The sale has not started yet.',
   ended: 'The sale is over.',
   paused: 'The sale is paused by an operator.',

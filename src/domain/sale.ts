@@ -105,6 +105,8 @@ export function salePublic(sale: Sale, now: number, available: number) {
     serverTime: iso(now),
     // Only for a sale with a room: the JSON of other sales stays as it was.
     ...(sale.waitingRoom ? { waitingRoom: { method: sale.waitingRoom.method, admitPerSecond: sale.waitingRoom.admitPerSecond } } : {}),
+    // Only for a sale with a challenge: the page then asks for one before the path (docs/challenges.md).
+    ...(sale.challenge ? { challenge: sale.challenge } : {}),
   };
 }
 

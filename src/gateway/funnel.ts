@@ -1,3 +1,4 @@
+import type { ChallengeVerdict } from '../domain/challenge.js';
 import { windowRefusal, type Sale } from '../domain/sale.js';
 import { isOrderPath } from './order-path.js';
 
@@ -20,7 +21,7 @@ export type FunnelStep = 'path' | 'buy';
 /** Refusals from public facts and the server clock: the same answer for every caller. */
 export type PublicRefusal = 'busy' | 'not_found' | 'ended' | 'paused' | 'not_started' | 'sold_out';
 /** Refusals that depend on who asks (after the token and the per-user rate limit). */
-export type BuyerRefusal = 'no_pass' | 'bad_path' | 'limit_reached';
+export type BuyerRefusal = 'no_pass' | 'challenge_required' | 'challenge_failed' | 'bad_path' | 'limit_reached';
 
 /** The operators' switch the funnel reads. */
 export interface FunnelSwitches {
@@ -51,6 +52,8 @@ export interface BuyerAsk {
    * expired, not spent); read only for a sale with a room.
    */
   readonly hasPass?: boolean;
+  /** The path request's X-Seckill-Challenge, checked (not yet spent); read only for a sale with a challenge. */
+  readonly challenge?: ChallengeVerdict;
 }
 
 interface PublicCheck {
@@ -84,10 +87,17 @@ export const FUNNEL: readonly FunnelCheck[] = [
   // Buyer: after the token and the per-user rate limit.
   // A sale with a waiting room: the path and the buy only with the pass the room gave this user.
   { stage: 'buyer', name: 'waiting-room pass', steps: BOTH, refuse: (a) => (a.sale.waitingRoom && !a.hasPass ? 'no_pass' : null) },
+  // A sale with a challenge: the path only with one solved (the buy needs the path, so it is covered).
+  { stage: 'buyer', name: 'challenge', steps: ['path'], refuse: (a) => challengeRefusal(a) },
   { stage: 'buyer', name: 'order path', refuse: (a) => (isOrderPath(a.sale, a.userId, a.path) ? null : 'bad_path') },
   { stage: 'buyer', name: 'at-limit memo', refuse: (a, h) => (h.holdsLimit(a.sale.id, a.userId) ? 'limit_reached' : null) },
   { stage: 'buyer', name: 'quantity over limit', refuse: (a) => (a.quantity > a.sale.perUserLimit ? 'limit_reached' : null) },
 ];
+
+function challengeRefusal(a: BuyerAsk): 'challenge_required' | 'challenge_failed' | null {
+  if (!a.sale.challenge || a.challenge === 'solved') return null;
+  return a.challenge === 'failed' ? 'challenge_failed' : 'challenge_required';
+}
 
 // Each step's public checks, picked once: the fast path runs them on every refused request.
 const publicChecks = (step: FunnelStep): PublicCheck[] =>

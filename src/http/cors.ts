@@ -16,7 +16,7 @@ export function corsOptions(origins: readonly string[]): FastifyCorsOptions | nu
   const api: FastifyCorsOptions = {
     origin: (origin, cb) => cb(null, origin !== undefined && allowed.has(origin)),
     methods: ['GET', 'HEAD', 'POST'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'X-Seckill-Pass'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Seckill-Pass', 'X-Seckill-Challenge'],
     exposedHeaders: [EXPOSED],
     credentials: false,
     maxAge: MAX_AGE_S,

@@ -78,15 +78,12 @@ export class SaleService {
   ) {}
 
   /**
-   * The waiting room and challenge as given (each undefined when not given), checked: a challenge
-   * that is not built yet and a room this mode cannot hold are refused (400) rather than ignored.
+   * The waiting room and challenge as given (each undefined when not given), checked: a room this
+   * mode cannot hold is refused (400) rather than ignored. A challenge works in every mode.
    */
   private checkAccess(room: RoomInput | null | undefined, challenge: Challenge | null | undefined): Pick<Sale, 'waitingRoom' | 'challenge'> {
     const out: Pick<Sale, 'waitingRoom' | 'challenge'> = {};
-    if (challenge !== undefined) {
-      if (challenge !== null) throw new SeckillError('bad_request', `challenge "${challenge}" is not implemented yet: use null.`);
-      out.challenge = null;
-    }
+    if (challenge !== undefined) out.challenge = challenge;
     if (room !== undefined) {
       if (room !== null && this.noWaitingRoom) throw new SeckillError('bad_request', this.noWaitingRoom);
       const settings = room === null ? null : roomSettings(room);

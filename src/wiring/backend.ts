@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import type { SpentChallenges } from '../domain/challenge.js';
 import type { Order } from '../domain/order.js';
 import type { StockEngine } from '../engine/stock-engine.js';
 import type { Breaker } from '../gateway/breaker.js';
@@ -90,6 +91,8 @@ export interface Backend {
   signals: SaleSignals;
   /** Per user: shared by every process in distributed mode. */
   userLimit: RateLimit;
+  /** Challenges used to get a path, shared by every process (distributed); absent: this process's memory. */
+  spentChallenges?: SpentChallenges;
   /** One circuit breaker per backing store that can be down. */
   breakers: Breaker[];
   /** Checks of the backing stores for /readyz, by name (on the unguarded stores). */

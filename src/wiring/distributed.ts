@@ -3,6 +3,7 @@ import { Breaker } from '../gateway/breaker.js';
 import { RateLimit } from '../gateway/rate-limit.js';
 import { guardStore } from '../gateway/store-guard.js';
 import { RedisCounts } from '../stores/redis/request-counts.js';
+import { RedisSpentChallenges } from '../stores/redis/challenge-spent.js';
 import { redisLimiterStore } from '../stores/redis/rate-limit-store.js';
 import { RedisSignals } from '../stores/redis/signals.js';
 import { RedisSwitchStore } from '../stores/redis/switch-store.js';
@@ -111,6 +112,7 @@ export async function distributedBackend(ctx: BackendContext, urls: { databaseUr
       engine,
       signals,
       userLimit: new RateLimit(config.ratePerUser, redisLimiterStore(redis, keys)),
+      spentChallenges: new RedisSpentChallenges(redis, keys),
       breakers: [dbBreaker, redisBreaker],
       pings: { database: () => pg.ping(), redis: () => redis.ping() },
       // One relay per sink across the processes: an advisory lock per sink.

@@ -26,6 +26,7 @@ test('the checks run in the documented order (docs/design.md, "the funnel")', ()
       'public: sale window',
       'public: sold-out hint',
       'buyer: waiting-room pass',
+      'buyer: challenge',
       'buyer: order path',
       'buyer: at-limit memo',
       'buyer: quantity over limit',
@@ -111,6 +112,25 @@ for (const row of PASS_TABLE) {
   test(`buyer checks, ${row.step}: ${row.name} → ${row.want ?? 'passes'}`, () => {
     const s = row.room ? ROOM : S;
     const got = buyerRefusal({ sale: s, userId: 'ann', path: row.path ?? orderPath(s, 'ann'), quantity: 1, hasPass: row.hasPass }, hints(), row.step);
+    assert.equal(got, row.want);
+  });
+}
+
+// A sale with a challenge: no path without one solved (the caller checks it: challenge); the buy is not asked.
+const CHALLENGED = sale({ perUserLimit: 2, challenge: 'pow' });
+const CHALLENGE_TABLE: Array<{ name: string; step: FunnelStep; on: boolean; challenge?: 'solved' | 'missing' | 'failed'; want: string | null }> = [
+  { name: 'challenge, none sent: the path request', step: 'path', on: true, want: 'challenge_required' },
+  { name: 'challenge, header missing: the path request', step: 'path', on: true, challenge: 'missing', want: 'challenge_required' },
+  { name: 'challenge, not accepted: the path request', step: 'path', on: true, challenge: 'failed', want: 'challenge_failed' },
+  { name: 'challenge, solved: the path request', step: 'path', on: true, challenge: 'solved', want: null },
+  { name: 'challenge: the buy asks for none', step: 'buy', on: true, want: null },
+  { name: 'no challenge: the path request needs none', step: 'path', on: false, want: null },
+];
+
+for (const row of CHALLENGE_TABLE) {
+  test(`buyer checks, ${row.step}: ${row.name} → ${row.want ?? 'passes'}`, () => {
+    const s = row.on ? CHALLENGED : S;
+    const got = buyerRefusal({ sale: s, userId: 'ann', path: orderPath(s, 'ann'), quantity: 1, challenge: row.challenge }, hints(), row.step);
     assert.equal(got, row.want);
   });
 }

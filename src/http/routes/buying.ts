@@ -39,6 +39,12 @@ function passOf(req: FastifyRequest): string | null {
   return typeof h === 'string' ? h : null;
 }
 
+/** The solved challenge, `<challenge>:<answer>` (a sale with a challenge needs it for the path). */
+function challengeOf(req: FastifyRequest): string | null {
+  const h = req.headers['x-seckill-challenge'];
+  return typeof h === 'string' ? h : null;
+}
+
 export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
   /** Open order-event streams per user. */
@@ -46,7 +52,7 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
 
   return async (app) => {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
-      const result = await s.buying.path(req.params.saleId, bearer(req), passOf(req));
+      const result = await s.buying.path(req.params.saleId, bearer(req), passOf(req), challengeOf(req));
       if (!result.ok) return refuseBuy(req, reply, result.refusal);
       reply.header('cache-control', 'no-store').type(JSON_TYPE);
       return JSON.stringify({ path: result.path });

@@ -29,6 +29,11 @@ export class RedisKeys {
     return `${this.prefix}:{s:${saleId}}:requests`;
   }
 
+  /** String, set once with an expiry: this challenge (by its nonce) was used to get a path. */
+  challengeSpent(saleId: string, nonce: string): string {
+    return `${this.prefix}:{s:${saleId}}:ch:${nonce}`;
+  }
+
   /** Lock held while one process rebuilds a sale's state from the database. */
   rebuildLock(saleId: string): string {
     return `${this.prefix}:{s:${saleId}}:rebuild`;
