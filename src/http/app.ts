@@ -10,6 +10,7 @@ import { eventsRoutes } from './routes/events.js';
 import { buyingRoutes } from './routes/buying.js';
 import { opsRoutes } from './routes/ops.js';
 import { queueRoutes } from './routes/queue.js';
+import { queueEventsRoutes } from './routes/queue-events.js';
 import { pagesRoutes } from './routes/pages.js';
 import { publicRoutes } from './routes/public.js';
 import { SeckillError } from '../domain/errors.js';
@@ -123,6 +124,7 @@ export function buildApp(services: Services): App {
   app.register(buyingRoutes({ auth, orders, switches, secrets, config, buying }));
   app.register(adminRoutes(services));
   app.register(queueRoutes(services));
+  app.register(queueEventsRoutes(services));
   app.register(interestRoutes(services));
   app.register(fairnessRoutes(services));
   app.register(eventsRoutes(services));

@@ -15,6 +15,7 @@ import { OutboxRelay } from '../services/outbox-relay.js';
 import { sinksFromConfig } from '../sinks/config.js';
 import type { OutboxSinkStats } from '../stores/record-store.js';
 import { WaitingRoomService } from '../services/waiting-room.js';
+import { QueueStreamService } from '../services/queue-stream.js';
 import { FairnessService, roomRecordsOf } from '../services/fairness.js';
 import type { RecordStore } from '../stores/record-store.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
@@ -50,6 +51,8 @@ export interface Services {
   outbox: OutboxRelay;
   /** The sales' waiting rooms (issue 14), in this process. */
   room: WaitingRoomService;
+  /** The waiting rooms' event streams (GET …/queue/events): subscribers per sale, one timer. */
+  queueStream: QueueStreamService;
   /** A sale's fairness report (issue 14): room records and units won per user. */
   fairness: FairnessService;
   /** Intended purchases: buyers refused because a sale is sold out (SECKILL_INTEREST). */
@@ -120,6 +123,8 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     const sweeper = new ExpirySweeper(orders, config.sweepMs, log);
     const room = new WaitingRoomService(sales, { abandonAfterMs: config.queueAbandonMs, passTtlMs: config.passTtlMs });
     room.start();
+    const queueStream = new QueueStreamService(room, sales, switches, { log });
+    queueStream.start();
     const metrics = new Metrics({
       available: () => sales.all().map((s) => [s.id, engine.available(s.id)]),
       // O(sales): no database work on the scrape path (issue 9, defect 11).
@@ -166,6 +171,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       orders,
       sweeper,
       room,
+      queueStream,
       fairness: new FairnessService({ sales, orders, room: roomRecordsOf(room) }),
       auth,
       ipLimit: new RateLimit(config.ratePerIp),
@@ -193,6 +199,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       async close() {
         sweeper.stop();
         await outbox.close();
+        queueStream.stop();
         room.stop();
         await interest.close();
         // Hands this process's last request counts over while the backend is still open.
