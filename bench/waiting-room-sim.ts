@@ -31,7 +31,7 @@ async function run(o: { stock: number; stockFactor: number; buyShare: number }) 
   const random = rng(7);
   const sale = { id: 'sim', name: 'sim', description: '', priceCents: 1, stock: o.stock, startsAt: 10_000, endsAt: null, perUserLimit: 1, paymentWindowSeconds: 600, paused: false, restockOnRefund: false, secret: 'sim-secret', createdAt: 0, waitingRoom: { method: 'random', admitPerSecond: RATE, stockFactor: o.stockFactor } } satisfies Sale;
   let available = o.stock;
-  const sales = { get: () => sale, find: async () => sale, available: () => available };
+  const sales = { get: () => sale, find: async () => sale, available: () => available, all: () => [sale] };
   const room = new WaitingRoomService(sales, { abandonAfterMs: 20_000, passTtlMs: 60_000 });
   // Half arrive in the 10 s before the open, half over the 20 s after it; each polls every 2 s.
   const arrivals = Array.from({ length: USERS }, (_, i) => ({ user: `u${i}`, at: i < USERS / 2 ? random() * 10_000 : 10_000 + random() * 20_000 }));
@@ -49,13 +49,13 @@ async function run(o: { stock: number; stockFactor: number; buyShare: number }) 
         await room.join(sale.id, a.user, now);
       }
     }
-    const before = room.stats(sale.id, now)?.admitted ?? 0;
-    room.tick(now);
-    const after = room.stats(sale.id, now)?.admitted ?? 0;
+    const before = (await room.stats(sale.id, now))?.admitted ?? 0;
+    await room.tick(now);
+    const after = (await room.stats(sale.id, now))?.admitted ?? 0;
     // Right after admission: those out and not bought within floor(available × factor). (Later buys
     // lower the cap by the factor per unit and those out by one: with a factor above 1 they may then
     // exceed it until they buy or their passes run out; nobody more is let out meanwhile.)
-    const st = room.stats(sale.id, now);
+    const st = await room.stats(sale.id, now);
     if (st && after > before) {
       const cap = Math.floor(available * o.stockFactor);
       if (st.outstanding > cap) capViolations++;
@@ -79,9 +79,9 @@ async function run(o: { stock: number; stockFactor: number; buyShare: number }) 
     for (const [user, at] of buyAt) {
       if (at > now || available <= 0) continue;
       const r = await room.poll(sale.id, user, now).catch(() => null);
-      if (r?.pass && room.claimPass(sale, user, r.pass, now)) {
+      if (r?.pass && await room.claimPass(sale, user, r.pass, now)) {
         available--;
-        room.settlePass(sale.id, user, true);
+        await room.settlePass(sale.id, user, true);
       }
       buyAt.delete(user);
     }
@@ -107,7 +107,7 @@ async function run(o: { stock: number; stockFactor: number; buyShare: number }) 
     capViolations,
     maxOverCap,
     sold: o.stock - available,
-    stockCapAtEnd: stockCap(available, o.stockFactor, room.stats(sale.id)?.outstanding ?? 0),
+    stockCapAtEnd: stockCap(available, o.stockFactor, (await room.stats(sale.id))?.outstanding ?? 0),
   };
 }
 

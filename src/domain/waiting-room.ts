@@ -32,17 +32,39 @@ export function seedHash(seed: string): string {
 
 /**
  * A user's draw: HMAC-SHA256 with the seed's 64 characters (UTF-8) as key over the user id
- * (UTF-8), hex. The pre-queue is ordered by draw, smallest first (docs/waiting-room.md).
+ * (UTF-8), hex. Its rank is what orders the pre-queue (docs/waiting-room.md).
  */
 export function shuffleKey(seed: string, userId: string): string {
   return crypto.createHmac('sha256', seed).update(userId, 'utf8').digest('hex');
 }
 
-/** The pre-queue's order at the open: ascending draw; equal draws (never seen) by user id. */
+/** Hex digits of the draw that make its rank: 13 × 4 = 52 bits, exact as a double (a Redis score). */
+export const RANK_HEX_DIGITS = 13;
+
+/**
+ * A user's rank in the pre-queue: the draw's first 13 hex digits read as an integer (0 ≤ rank <
+ * 2^52). Exactly representable as a Redis sorted-set score, so distributed mode orders the line
+ * by it in Redis and every mode orders it the same way.
+ */
+export function shuffleRank(seed: string, userId: string): number {
+  return parseInt(shuffleKey(seed, userId).slice(0, RANK_HEX_DIGITS), 16);
+}
+
+/** Equal ranks (one chance in about 2^52 per pair) by user id, in UTF-8 byte order (as Redis orders equal scores). */
+function byUserId(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** The pre-queue's order at the open: ascending rank; equal ranks by user id (UTF-8 bytes). */
 export function shuffled(seed: string, userIds: Iterable<string>): string[] {
-  const keyed = [...userIds].map((u) => ({ u, k: shuffleKey(seed, u) }));
-  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : a.u < b.u ? -1 : a.u > b.u ? 1 : 0));
+  const keyed = [...userIds].map((u) => ({ u, k: shuffleRank(seed, u) }));
+  keyed.sort((a, b) => a.k - b.k || byUserId(a.u, b.u));
   return keyed.map((x) => x.u);
+}
+
+/** Order of user ids by rank then id, for a store that holds (userId, rank) pairs. */
+export function byRank(a: { userId: string; rank: number }, b: { userId: string; rank: number }): number {
+  return a.rank - b.rank || byUserId(a.userId, b.userId);
 }
 
 // ---- Admission --------------------------------------------------------------------------------
@@ -109,6 +131,24 @@ export class RateMeter {
     const span = Math.min(this.windowSeconds, Math.max(1, (now - since) / 1000));
     return total / span;
   }
+}
+
+/**
+ * The same measure from whole-second counts kept elsewhere (Redis: second → users let out):
+ * users per second over the trailing window, counting only since `since` (the open).
+ */
+export function windowRate(counts: Iterable<readonly [second: number, n: number]>, now: number, since: number, windowSeconds = RATE_WINDOW_SECONDS): number {
+  const s = Math.floor(now / 1000);
+  let total = 0;
+  for (const [second, n] of counts) if (second > s - windowSeconds && second <= s) total += n;
+  const span = Math.min(windowSeconds, Math.max(1, (now - since) / 1000));
+  return total / span;
+}
+
+/** Mean absolute error (seconds) of the estimates, or null when none was checked yet. */
+export function meanAbsError(errorsMs: readonly number[]): number | null {
+  if (errorsMs.length === 0) return null;
+  return errorsMs.reduce((sum, e) => sum + Math.abs(e), 0) / errorsMs.length / 1000;
 }
 
 /**

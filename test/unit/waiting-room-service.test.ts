@@ -16,12 +16,13 @@ function setup(room: Partial<NonNullable<Sale['waitingRoom']>> = {}, available =
     get: (id: string) => (id === s.id ? s : undefined),
     find: async (id: string) => (id === s.id ? s : undefined),
     available: () => state.available,
+    all: () => [s],
   };
   const wr = new WaitingRoomService(sales, { abandonAfterMs: 5_000, passTtlMs: 10_000 });
   /** Tick every 100 ms from `from` to `to` (inclusive), polling `keep` users at each second. */
   const run = async (from: number, to: number, keep: string[] = []) => {
     for (let t = from; t <= to; t += 100) {
-      wr.tick(t);
+      await wr.tick(t);
       if (t % 1000 === 0) for (const u of keep) await wr.poll(s.id, u, t).catch(() => undefined);
     }
   };
@@ -33,10 +34,10 @@ const users = (n: number, prefix = 'u') => Array.from({ length: n }, (_, i) => `
 test('one place per user: joining again keeps the place', async () => {
   const { s, wr } = setup();
   for (const u of ['ann', 'bob', 'cy']) await wr.join(s.id, u, OPEN - 5_000);
-  wr.tick(OPEN - 4_900);
+  await wr.tick(OPEN - 4_900);
   const again = await wr.join(s.id, 'bob', OPEN - 4_800);
   assert.deepEqual({ state: again.state, position: again.position, ahead: again.ahead }, { state: 'waiting', position: 2, ahead: 1 });
-  assert.equal(wr.stats(s.id)?.waiting, 3);
+  assert.equal((await wr.stats(s.id))?.waiting, 3);
 });
 
 test('random: no place shown before the open; at the open the pre-queue is ordered by the revealed seed', async () => {
@@ -45,10 +46,10 @@ test('random: no place shown before the open; at the open the pre-queue is order
   for (const u of early) assert.deepEqual(await wr.join(s.id, u, OPEN - 3_000), { state: 'waiting', position: null, ahead: null, etaSeconds: null });
   const before = await wr.seed(s.id, OPEN - 1);
   assert.deepEqual(Object.keys(before), ['seedHash']);
-  wr.tick(OPEN);
+  await wr.tick(OPEN);
   await wr.join(s.id, 'late-1', OPEN + 10);
   await wr.join(s.id, 'late-2', OPEN + 20);
-  wr.tick(OPEN + 100);
+  await wr.tick(OPEN + 100);
   const after = await wr.seed(s.id, OPEN + 100);
   assert.equal(after.seedHash, before.seedHash);
   assert.equal(seedHash(after.seed ?? ''), before.seedHash, 'the seed is the one committed to');
@@ -64,7 +65,7 @@ test('admission follows the rate: 10/s over 3 s lets out 30, never more', async 
   const all = users(100);
   for (const u of all) await wr.join(s.id, u, OPEN - 100);
   await run(OPEN, OPEN + 3_000, all);
-  const stats = wr.stats(s.id, OPEN + 3_000);
+  const stats = await wr.stats(s.id, OPEN + 3_000);
   assert.ok(stats);
   assert.ok(stats.admitted <= 30 && stats.admitted >= 29, `${stats.admitted} let out`);
   const last = await wr.poll(s.id, 'u99', OPEN + 3_000);
@@ -78,17 +79,17 @@ test('admission never exceeds what the stock allows: units × factor less those 
   const all = users(20);
   for (const u of all) await wr.join(s.id, u, OPEN - 100);
   await run(OPEN, OPEN + 2_000, all);
-  assert.equal(wr.stats(s.id, OPEN + 2_000)?.admitted, 6, '4 units × 1.5');
+  assert.equal((await wr.stats(s.id, OPEN + 2_000))?.admitted, 6, '4 units × 1.5');
   // u0 buys one unit: its pass is spent, 3 units left: cap 4 (floor 4.5) − 5 still out.
   const p0 = (await wr.poll(s.id, 'u0', OPEN + 2_000)).pass ?? null;
-  assert.ok(wr.claimPass(s, 'u0', p0, OPEN + 2_000));
+  assert.ok(await wr.claimPass(s, 'u0', p0, OPEN + 2_000));
   state.available = 3;
-  wr.settlePass(s.id, 'u0', true);
+  await wr.settlePass(s.id, 'u0', true);
   await run(OPEN + 2_100, OPEN + 4_000, all);
-  assert.equal(wr.stats(s.id, OPEN + 4_000)?.admitted, 6);
+  assert.equal((await wr.stats(s.id, OPEN + 4_000))?.admitted, 6);
   // The passes of the other five run out unused (10 s): they stop counting, others come out.
   await run(OPEN + 4_100, OPEN + 13_000, all.slice(6));
-  assert.equal(wr.stats(s.id, OPEN + 13_000)?.outstanding, 4, 'floor(3 × 1.5) − 0');
+  assert.equal((await wr.stats(s.id, OPEN + 13_000))?.outstanding, 4, 'floor(3 × 1.5) − 0');
 });
 
 test('abandonment: a place not polled is dropped; coming back joins at the back', async () => {
@@ -98,7 +99,7 @@ test('abandonment: a place not polled is dropped; coming back joins at the back'
   await assert.rejects(wr.poll(s.id, 'ann', OPEN + 7_000), /Not in this sale/);
   assert.equal((await wr.poll(s.id, 'bob', OPEN + 7_000)).position, 1, 'ann no longer ahead of bob');
   assert.equal((await wr.join(s.id, 'ann', OPEN + 7_000)).position, 3);
-  assert.equal(wr.stats(s.id)?.abandoned, 1);
+  assert.equal((await wr.stats(s.id))?.abandoned, 1);
 });
 
 test('sold out: everyone waiting is told at their next poll, admission stops; stock back, it resumes', async () => {
@@ -106,14 +107,14 @@ test('sold out: everyone waiting is told at their next poll, admission stops; st
   const all = users(10);
   for (const u of all) await wr.join(s.id, u, OPEN - 100);
   await run(OPEN, OPEN + 1_000, all);
-  const out = wr.stats(s.id, OPEN + 1_000)?.admitted ?? 0;
+  const out = (await wr.stats(s.id, OPEN + 1_000))?.admitted ?? 0;
   state.available = 0;
   for (const u of all.slice(out)) assert.equal((await wr.poll(s.id, u, OPEN + 1_001)).state, 'sold_out', u);
   await run(OPEN + 1_100, OPEN + 4_000, all);
-  assert.equal(wr.stats(s.id, OPEN + 4_000)?.admitted, out, 'nobody let out while sold out');
+  assert.equal((await wr.stats(s.id, OPEN + 4_000))?.admitted, out, 'nobody let out while sold out');
   state.available = 2;
   await run(OPEN + 4_100, OPEN + 7_000, all);
-  assert.ok((wr.stats(s.id, OPEN + 7_000)?.admitted ?? 0) > out, 'admission resumed');
+  assert.ok(((await wr.stats(s.id, OPEN + 7_000))?.admitted ?? 0) > out, 'admission resumed');
   assert.equal((await wr.poll(s.id, 'u9', OPEN + 7_000)).state, 'waiting');
 });
 
@@ -126,20 +127,20 @@ test('passes: good once for a buy, bound to the user, refused after expiry or wh
   assert.equal(ann.state, 'admitted');
   const pass = ann.pass ?? null;
   assert.ok(pass);
-  assert.equal(wr.checkPass(s, 'bob', pass, OPEN + 500), false, "ann's pass is not bob's");
-  assert.equal(wr.checkPass(s, 'ann', pass.slice(0, -2) + 'xx', OPEN + 500), false, 'forged');
-  assert.equal(wr.checkPass(s, 'ann', null, OPEN + 500), false);
-  assert.equal(wr.checkPass(s, 'ann', pass, OPEN + 500), true);
+  assert.equal(await wr.checkPass(s, 'bob', pass, OPEN + 500), false, "ann's pass is not bob's");
+  assert.equal(await wr.checkPass(s, 'ann', pass.slice(0, -2) + 'xx', OPEN + 500), false, 'forged');
+  assert.equal(await wr.checkPass(s, 'ann', null, OPEN + 500), false);
+  assert.equal(await wr.checkPass(s, 'ann', pass, OPEN + 500), true);
   // A refused buy gives the pass back; a reserved one spends it.
-  assert.equal(wr.claimPass(s, 'ann', pass, OPEN + 600), true);
-  assert.equal(wr.claimPass(s, 'ann', pass, OPEN + 600), false, 'one buy at a time with a pass');
-  wr.settlePass(s.id, 'ann', false);
-  assert.equal(wr.claimPass(s, 'ann', pass, OPEN + 700), true);
-  wr.settlePass(s.id, 'ann', true);
-  assert.equal(wr.checkPass(s, 'ann', pass, OPEN + 800), false, 'spent');
+  assert.equal(await wr.claimPass(s, 'ann', pass, OPEN + 600), true);
+  assert.equal(await wr.claimPass(s, 'ann', pass, OPEN + 600), false, 'one buy at a time with a pass');
+  await wr.settlePass(s.id, 'ann', false);
+  assert.equal(await wr.claimPass(s, 'ann', pass, OPEN + 700), true);
+  await wr.settlePass(s.id, 'ann', true);
+  assert.equal(await wr.checkPass(s, 'ann', pass, OPEN + 800), false, 'spent');
   assert.equal((await wr.poll(s.id, 'ann', OPEN + 800)).pass, undefined);
   // One pass, one buy: for another, ann joins again, at the back.
   assert.equal((await wr.join(s.id, 'ann', OPEN + 800)).state, 'waiting');
   const bob = (await wr.poll(s.id, 'bob', OPEN + 800)).pass ?? null;
-  assert.equal(wr.checkPass(s, 'bob', bob, OPEN + 500 + 10_000), false, 'expired');
+  assert.equal(await wr.checkPass(s, 'bob', bob, OPEN + 500 + 10_000), false, 'expired');
 });

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import { test } from 'node:test';
 import { readPass, signPass, passNonce } from '../../src/domain/pass.js';
 import {
-  admission, etaSeconds, RateMeter, roomSeed, roomSettings, seedHash, shuffleKey, shuffled, stockCap,
+  admission, etaSeconds, RateMeter, roomSeed, roomSettings, seedHash, shuffleKey, shuffleRank, shuffled, stockCap,
 } from '../../src/domain/waiting-room.js';
 
 /** Pearson's chi-square statistic of observed counts against one expected count. */
@@ -43,22 +43,24 @@ test('shuffle: every order of 4 users is equally likely (chi-square over the 24 
   assert.ok(stat < 49.73, `chi-square ${stat.toFixed(1)} over 23 df`);
 });
 
-test('shuffle: reproducible from the revealed seed by the documented rule (HMAC-SHA256(seed, userId), ascending)', () => {
+test('shuffle: reproducible from the revealed seed by the documented rule (first 13 hex digits of HMAC-SHA256(seed, userId), ascending)', () => {
   const seed = roomSeed('sale-x', 'the sale secret');
   assert.match(seed, /^[0-9a-f]{64}$/);
   // The published hash commits to the seed.
   assert.equal(seedHash(seed), crypto.createHash('sha256').update(seed).digest('hex'));
   const users = Array.from({ length: 50 }, (_, i) => `user-${i}`);
   // Anyone's recomputation, written independently of the module.
-  const theirs = [...users].sort((a, b) => {
-    const ka = crypto.createHmac('sha256', seed).update(a).digest('hex');
-    const kb = crypto.createHmac('sha256', seed).update(b).digest('hex');
-    return ka < kb ? -1 : 1;
-  });
+  const rank = (u: string) => BigInt('0x' + crypto.createHmac('sha256', seed).update(u).digest('hex').slice(0, 13));
+  const theirs = [...users].sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : a < b ? -1 : 1));
   assert.deepEqual(shuffled(seed, users), theirs);
   // The arrival order does not matter, only the seed and the ids.
   assert.deepEqual(shuffled(seed, [...users].reverse()), theirs);
   assert.equal(shuffleKey(seed, 'user-1'), crypto.createHmac('sha256', seed).update('user-1').digest('hex'));
+  // The rank is exact as a double (a Redis score): below 2^52, the same integer as the BigInt.
+  for (const u of users) {
+    assert.ok(shuffleRank(seed, u) < 2 ** 52);
+    assert.equal(BigInt(shuffleRank(seed, u)), rank(u));
+  }
   // Another sale, another seed, another order.
   assert.notDeepEqual(shuffled(roomSeed('sale-y', 'the sale secret'), users), theirs);
 });

@@ -31,7 +31,7 @@ export function queueRoutes(s: QueueDeps): FastifyPluginAsyncTypebox {
     // Operators: the room's figures (the dashboard's queue length, admitted per second, abandonment).
     app.get('/api/admin/sales/:saleId/queue', { schema: { params: SaleIdParams } }, async (req) => {
       s.auth.requireScope(Auth.bearer(req.headers.authorization), 'admin');
-      return { room: s.room.stats(req.params.saleId) };
+      return { room: await s.room.stats(req.params.saleId) };
     });
 
     app.get('/api/sales/:saleId/queue/seed', { schema: { params: SaleIdParams } }, async (req, reply) => {
