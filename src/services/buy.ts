@@ -69,7 +69,7 @@ export class BuyService {
     const open = await this.publicStage('path', saleId);
     if (typeof open === 'string') return { ok: false, refusal: open };
     const userId = await this.identify(token);
-    const hasPass = open.sale.waitingRoom ? this.d.room?.checkPass(open.sale, userId, pass, open.now) : false;
+    const hasPass = open.sale.waitingRoom ? await this.d.room?.checkPass(open.sale, userId, pass, open.now) : false;
     const refused = buyerRefusal({ sale: open.sale, userId, path: '', quantity: 1, hasPass }, this.d.refusals, 'path');
     if (refused) return { ok: false, refusal: refused };
     return { ok: true, path: orderPath(open.sale, userId) };
@@ -83,10 +83,10 @@ export class BuyService {
     const { sale, now } = open;
     const userId = await this.identify(req.token);
     // A sale with a room: the pass is taken for this buy, spent if it reserves, given back otherwise.
-    const claimed = sale.waitingRoom ? (this.d.room?.claimPass(sale, userId, req.pass ?? null, now) ?? false) : false;
+    const claimed = sale.waitingRoom ? ((await this.d.room?.claimPass(sale, userId, req.pass ?? null, now)) ?? false) : false;
     const refused = buyerRefusal({ sale, userId, path: req.path, quantity: req.quantity, hasPass: claimed }, this.d.refusals);
     if (refused) {
-      if (claimed) this.d.room?.settlePass(sale.id, userId, false);
+      if (claimed) await this.settlePass(sale.id, userId, false);
       return { ok: false, refusal: refused };
     }
 
@@ -108,8 +108,13 @@ export class BuyService {
       reserved = result.ok;
       return result;
     } finally {
-      this.d.room?.settlePass(sale.id, userId, reserved);
+      await this.settlePass(sale.id, userId, reserved);
     }
+  }
+
+  /** A pass settle that fails (Redis away) is not the buy's failure: the claim lapses by itself (claimTtlMs). */
+  private async settlePass(saleId: string, userId: string, reserved: boolean): Promise<void> {
+    await this.d.room?.settlePass(saleId, userId, reserved).catch(() => undefined);
   }
 
   /**
