@@ -4,8 +4,11 @@
 // to sale, user, issue time, expiry, kind and a nonce; that it is used once is the spent-store's to
 // know (SpentChallenges below), this file only writes, reads and checks the text.
 import crypto from 'node:crypto';
+import type { ChallengeTask } from './challenge-task.js';
 import type { Challenge } from './queue.js';
 import { QUIZ } from './quiz.js';
+
+export type { ChallengeTask } from './challenge-task.js';
 
 export interface ChallengeClaims {
   saleId: string;
@@ -25,10 +28,6 @@ export interface ChallengeClaims {
   order?: string;
 }
 
-/** What `POST …/challenge` answers. */
-export type ChallengeTask =
-  | { kind: 'pow'; challenge: string; bits: number }
-  | { kind: 'quiz'; challenge: string; question: string; choices: string[] };
 
 /** Why a challenge header does not let the path through. */
 export type ChallengeFailure = 'forged' | 'malformed' | 'other_sale' | 'other_user' | 'expired' | 'wrong' | 'too_fast' | 'spent';

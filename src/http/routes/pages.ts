@@ -35,6 +35,8 @@ const ASSET_SOURCES: Record<string, string> = {
   'api.js': path.join(WEB_DIR, 'api.js'),
   'clock.js': path.join(WEB_DIR, 'clock.js'),
   'ui.js': path.join(WEB_DIR, 'ui.js'),
+  // The sale page's proof-of-work Web Worker (docs/challenges.md); sale.html names its path.
+  'pow-worker.js': path.join(WEB_DIR, 'pow-worker.js'),
   // uPlot (MIT), the dashboard's charts: its browser build, as published.
   'uplot.js': require.resolve('uplot/dist/uPlot.iife.min.js'),
   'uplot.css': require.resolve('uplot/dist/uPlot.min.css'),
@@ -221,7 +223,7 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 }
 
 const SALE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const ASSET_NAME = /^[a-z]+\.[0-9a-f]{12}\.(?:js|css)$/;
+const ASSET_NAME = /^[a-z]+(?:-[a-z]+)*\.[0-9a-f]{12}\.(?:js|css)$/;
 
 export type PagesDeps = Pick<Services, 'secrets' | 'config'> & LiveDeps & DemoDeps;
 
