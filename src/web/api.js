@@ -210,6 +210,14 @@ export const cancelOrder = (token, orderId) => json('POST', `/api/orders/${enc(o
 export const orderEventsUrl = (token, orderId) => `/api/orders/${enc(orderId)}/events?access_token=${enc(token)}`;
 
 /**
+ * The waiting room's answers as server-sent events (`queue`, a QueueAnswer; `refused`, an error:
+ * no longer in line). Holding it keeps the place. The token goes in the query, as for orderEventsUrl.
+ * @param {string} token
+ * @param {string} saleId
+ */
+export const queueEventsUrl = (token, saleId) => `/api/sales/${enc(saleId)}/queue/events?access_token=${enc(token)}`;
+
+/**
  * The demo sign-in (demo mode only; `not_found` elsewhere).
  * @param {string} userId
  * @returns {Promise<{ token: string, userId: string, expiresAt: string }>}

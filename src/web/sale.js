@@ -3,7 +3,7 @@
 // (a token in sessionStorage) and what time it is (the server's clock) are worked out here.
 import {
   ApiError, asApiError, buy as buyOrder, cancelOrder, demoToken, getOrder, getSale, myOrders, orderEventsUrl,
-  orderPath as fetchOrderPath, payOrder, joinQueue, pollQueue,
+  orderPath as fetchOrderPath, payOrder, joinQueue, pollQueue, queueEventsUrl,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_TEXT, byId, pad, price, setPill, shop } from './ui.js';
@@ -336,13 +336,22 @@ function poll(ms) {
 }
 
 // ---------------------------------------------------------------- waiting room
+/** @type {EventSource | null} the waiting room's answers, pushed, while in line */
+let queueEvents = null;
+/** After the stream failed (degraded mode, a proxy that cuts it): poll, and try it again from this moment. */
+let queueStreamAfter = 0;
+/** @type {string} the state of the room's last answer */
+let queueState = '';
+
 /**
- * A sale with a waiting room: join, then poll every 2 s (which keeps the place) until this buyer's
- * turn, showing the place, the people ahead and the estimated wait.
+ * A sale with a waiting room: join, then follow the room's event stream (or poll every 2 s when it
+ * fails; either keeps the place) until this buyer's turn, showing the place, the people ahead and
+ * the estimated wait, and the sell-out the moment the room knows it.
  * @param {boolean} joining
  */
 async function queue(joining) {
   clearTimeout(timers.queue);
+  unwatchQueue();
   if (!token || !sale?.waitingRoom || pass || order) {
     inQueue = false;
     return;
@@ -350,13 +359,7 @@ async function queue(joining) {
   inQueue = true;
   try {
     const r = await (joining ? joinQueue(token, saleId) : pollQueue(token, saleId));
-    showQueue(r);
-    if (r.state === 'admitted') {
-      inQueue = false;
-      pass = r.pass ?? null;
-      if (pass && ui.main.dataset.state === 'live') light();
-      return;
-    }
+    if (queueAnswer(r)) return;
   } catch (err) {
     const e = asApiError(err);
     // Dropped (the page slept, or the room restarted): join again, at the back.
@@ -367,7 +370,63 @@ async function queue(joining) {
       return;
     }
   }
+  if (Date.now() >= queueStreamAfter && watchQueue()) return;
   timers.queue = setTimeout(() => void queue(false), 2000);
+}
+
+/**
+ * Show a waiting-room answer (polled or pushed) and act on it; true once this buyer's turn came.
+ * @param {import('./api.js').QueueAnswer} r
+ */
+function queueAnswer(r) {
+  const was = queueState;
+  queueState = r.state;
+  showQueue(r);
+  // The room reads the stock as it is now: the page shows the sell-out without waiting for its own status poll.
+  if (r.state === 'sold_out' && sale?.status === 'live' && !buying && !order) follow({ ...sale, status: 'sold_out' });
+  // Stock came back (and perhaps this buyer's turn with it): the sale's status, read again, says so.
+  else if (was === 'sold_out' && r.state !== 'sold_out') void fetchSale(true).then(follow, () => {});
+  if (r.state !== 'admitted') return false;
+  unwatchQueue();
+  clearTimeout(timers.queue);
+  inQueue = false;
+  pass = r.pass ?? null;
+  if (pass && ui.main.dataset.state === 'live') light();
+  return true;
+}
+
+/**
+ * The room's event stream (GET …/queue/events): an answer whenever it changes. False when the
+ * browser has no EventSource; when the stream fails, the page polls.
+ */
+function watchQueue() {
+  unwatchQueue();
+  if (!('EventSource' in window) || !token) return false;
+  const es = new EventSource(queueEventsUrl(token, saleId));
+  queueEvents = es;
+  es.addEventListener('queue', (e) => {
+    if (queueEvents !== es) return;
+    queueAnswer(JSON.parse(/** @type {MessageEvent<string>} */ (e).data));
+  });
+  // No longer in line (dropped, or the sale ended): the poll says which, and joins again if it can.
+  es.addEventListener('refused', () => {
+    if (queueEvents !== es) return;
+    unwatchQueue();
+    void queue(false);
+  });
+  es.onerror = () => {
+    if (queueEvents !== es) return;
+    // Refused (degraded mode, too many streams) or cut: poll, and try the stream again later.
+    unwatchQueue();
+    queueStreamAfter = Date.now() + 30_000;
+    timers.queue = setTimeout(() => void queue(false), 2000);
+  };
+  return true;
+}
+
+function unwatchQueue() {
+  queueEvents?.close();
+  queueEvents = null;
 }
 
 /** @param {import('./api.js').QueueAnswer} r */
@@ -693,6 +752,7 @@ function signOut() {
   pass = null;
   inQueue = false;
   clearTimeout(timers.queue);
+  unwatchQueue();
   ui.queue.hidden = true;
   sessionStorage.removeItem(ORDER_KEY);
   setToken(null);
