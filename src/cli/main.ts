@@ -194,7 +194,7 @@ events
 program
   .command('bench')
   .description('a flash-sale load test with its own baselines; checks the invariants at the end (exit 1 if one fails)')
-  .option('--profile <name>', 'smoke (seconds, CI) | sale (10,000 units, 100,000 users) | soak (expiries and re-sales)', 'smoke')
+  .option('--profile <name>', 'smoke (seconds, CI) | sale (10,000 units, 100,000 users) | soak (expiries and re-sales) | fairness (bots against the waiting room and challenges, docs/fairness.md)', 'smoke')
   .option('--redis <url>', 'distributed mode: Redis for the stock engine')
   .option('--database <url>', 'PostgreSQL for the orders')
   .option('--workers <n>', 'seckill processes (node:cluster), distributed mode', positiveInt, 1)
@@ -206,7 +206,13 @@ program
   .option('--allow-volatile-redis', 'let seckill run on a Redis without an append-only file (benchmarks only)')
   .option('--out <dir>', 'where results go', 'bench/results')
   .action(async (o: { profile: string; redis?: string; database?: string; workers: number; target?: string; connections?: number; duration?: number; units?: number; users?: number; allowVolatileRedis?: boolean; out: string }) => {
-    if (!['smoke', 'sale', 'soak'].includes(o.profile)) throw new InvalidArgumentError('profile is smoke, sale or soak');
+    if (o.profile === 'fairness') {
+      if (o.target || o.redis || o.database) throw new InvalidArgumentError('--profile fairness starts its own embedded seckill: no --target, --redis or --database');
+      const { runFairnessBench } = await import('../bench/fairness.js');
+      process.exitCode = await runFairnessBench({ users: o.users, units: o.units, out: o.out });
+      return;
+    }
+    if (!['smoke', 'sale', 'soak'].includes(o.profile)) throw new InvalidArgumentError('profile is smoke, sale, soak or fairness');
     if (o.redis && !o.database) throw new InvalidArgumentError('--redis needs --database');
     const { runBench } = await import('../bench/runner.js');
     process.exitCode = await runBench({ ...o, profile: o.profile as 'smoke' | 'sale' | 'soak' });

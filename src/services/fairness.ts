@@ -4,34 +4,13 @@ import { holds } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
 import type { OrderService } from './order-service.js';
 import type { SaleService } from './sale-service.js';
-
-/** What the room keeps of each user it has seen (epoch ms); the room's `records` gives them. */
-export interface RoomRecord {
-  userId: string;
-  firstJoinedAt: number;
-  /** The join that gave the current (or last) place. */
-  joinedAt: number;
-  admittedAt: number | null;
-}
-
-/** The room as the report reads it. */
-export interface RoomRecords {
-  records(saleId: string): Promise<RoomRecord[]>;
-}
-
-/**
- * The room's records when the room offers them; an empty list otherwise.
- * TEMPORARY: until `WaitingRoomService.records` lands (the room behind its store interface).
- */
-export function roomRecordsOf(room: object): RoomRecords {
-  const r = room as Partial<RoomRecords>;
-  return { records: (saleId) => (typeof r.records === 'function' ? r.records.call(room, saleId) : Promise.resolve([])) };
-}
+import type { WaitingRoomService } from './waiting-room.js';
 
 export interface FairnessDepsOf {
   sales: Pick<SaleService, 'get' | 'find'>;
   orders: Pick<OrderService, 'iterate'>;
-  room: RoomRecords;
+  /** The room's records: first join, the join that gave the last place, the last admission. */
+  room: Pick<WaitingRoomService, 'records'>;
 }
 
 /** A sale's fairness report and its per-user rows (docs/fairness.md). */

@@ -16,7 +16,7 @@ import { sinksFromConfig } from '../sinks/config.js';
 import type { OutboxSinkStats } from '../stores/record-store.js';
 import { WaitingRoomService } from '../services/waiting-room.js';
 import { QueueStreamService } from '../services/queue-stream.js';
-import { FairnessService, roomRecordsOf } from '../services/fairness.js';
+import { FairnessService } from '../services/fairness.js';
 import type { RecordStore } from '../stores/record-store.js';
 import type { SaleStatusTotals } from '../services/status-totals.js';
 import { SaleService } from '../services/sale-service.js';
@@ -172,7 +172,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       sweeper,
       room,
       queueStream,
-      fairness: new FairnessService({ sales, orders, room: roomRecordsOf(room) }),
+      fairness: new FairnessService({ sales, orders, room }),
       auth,
       ipLimit: new RateLimit(config.ratePerIp),
       userLimit: backend.userLimit,
