@@ -40,8 +40,11 @@ const EnvSchema = Type.Object({
   SECKILL_QUEUE_ABANDON_MS: Type.Integer({ minimum: 500, maximum: 600_000, default: 20_000 }),
   /** Waiting room: how long a pass stays good. */
   SECKILL_PASS_TTL_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
-  /** Challenge pow: leading zero bits of SHA-256 asked for (16: about 65,000 hashes, ~0.5–2 s on a phone). */
-  SECKILL_POW_BITS: Type.Integer({ minimum: 0, maximum: 32, default: 16 }),
+  /**
+   * Challenge pow: leading zero bits of SHA-256 asked for. 15: about 33,000 hashes on average, ~0.2 s
+   * in Chromium on a server core (crypto.subtle, ~150,000/s), ~0.7–1.1 s on a phone (docs/challenges.md).
+   */
+  SECKILL_POW_BITS: Type.Integer({ minimum: 0, maximum: 32, default: 15 }),
   /** Challenge quiz: an answer sooner than this after the question was given is refused (a script's speed). */
   SECKILL_QUIZ_MIN_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1500 }),
   /** FULL fsyncs every commit (survives power loss); NORMAL survives a process crash only. */

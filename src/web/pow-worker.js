@@ -20,6 +20,8 @@ function enoughZeros(d, bits) {
  * @returns {Promise<{ nonce: string, tries: number }>}
  */
 async function solve(challenge, bits) {
+  // crypto.subtle exists only on secure pages (https, or localhost).
+  if (!globalThis.crypto?.subtle) throw new Error('This check needs the page over https.');
   const prefix = new TextEncoder().encode(`${challenge}:`);
   // The prefix, then up to 16 ASCII digits.
   const buf = new Uint8Array(prefix.length + 16);
