@@ -8,6 +8,7 @@ import { interestRoutes } from './routes/interest.js';
 import { fairnessRoutes } from './routes/fairness.js';
 import { eventsRoutes } from './routes/events.js';
 import { buyingRoutes } from './routes/buying.js';
+import { challengeRoutes } from './routes/challenge.js';
 import { opsRoutes } from './routes/ops.js';
 import { queueRoutes } from './routes/queue.js';
 import { queueEventsRoutes } from './routes/queue-events.js';
@@ -124,6 +125,7 @@ export function buildApp(services: Services): App {
   app.register(buyingRoutes({ auth, orders, switches, secrets, config, buying }));
   app.register(adminRoutes(services));
   app.register(queueRoutes(services));
+  app.register(challengeRoutes(services));
   app.register(queueEventsRoutes(services));
   app.register(interestRoutes(services));
   app.register(fairnessRoutes(services));

@@ -9,6 +9,7 @@ import type { RateLimit } from '../gateway/rate-limit.js';
 import type { InterestRecorder } from './interest-recorder.js';
 import type { Metrics } from './metrics.js';
 import type { WaitingRoomService } from './waiting-room.js';
+import type { ChallengeService } from './challenge-service.js';
 import type { SaleService } from './sale-service.js';
 import type { SaleSignals } from './signals.js';
 
@@ -24,6 +25,8 @@ export interface BuyDeps {
   metrics: Pick<Metrics, 'countReservation'>;
   /** The waiting rooms' passes (a sale with a room: no path, no buy without one). */
   room?: Pick<WaitingRoomService, 'checkPass' | 'claimPass' | 'settlePass'>;
+  /** The challenges before the path (a sale with one: no path without it solved). */
+  challenges?: Pick<ChallengeService, 'check' | 'spend'>;
   /** Intended purchases: buyers refused because the sale is sold out. */
   interest?: Pick<InterestRecorder, 'soldOut'>;
 }
@@ -65,13 +68,16 @@ export class BuyService {
   }
 
   /** `POST …/path`: the caller's order path, once the sale is live. */
-  async path(saleId: string, token: string | null, pass: string | null = null): Promise<PathResult> {
+  async path(saleId: string, token: string | null, pass: string | null = null, challenge: string | null = null): Promise<PathResult> {
     const open = await this.publicStage('path', saleId);
     if (typeof open === 'string') return { ok: false, refusal: open };
     const userId = await this.identify(token);
     const hasPass = open.sale.waitingRoom ? await this.d.room?.checkPass(open.sale, userId, pass, open.now) : false;
-    const refused = buyerRefusal({ sale: open.sale, userId, path: '', quantity: 1, hasPass }, this.d.refusals, 'path');
+    // A sale with a challenge: checked here (no await), spent below once nothing else refuses.
+    const solved = open.sale.challenge ? this.d.challenges?.check(open.sale, userId, challenge, open.now) : undefined;
+    const refused = buyerRefusal({ sale: open.sale, userId, path: '', quantity: 1, hasPass, challenge: solved?.verdict }, this.d.refusals, 'path');
     if (refused) return { ok: false, refusal: refused };
+    if (solved?.claims && !(await this.d.challenges?.spend(solved.claims))) return { ok: false, refusal: 'challenge_failed' };
     return { ok: true, path: orderPath(open.sale, userId) };
   }
 

@@ -15,6 +15,7 @@ import { OutboxRelay } from '../services/outbox-relay.js';
 import { sinksFromConfig } from '../sinks/config.js';
 import type { OutboxSinkStats } from '../stores/record-store.js';
 import { WaitingRoomService } from '../services/waiting-room.js';
+import { ChallengeService, MemorySpentChallenges } from '../services/challenge-service.js';
 import { QueueStreamService } from '../services/queue-stream.js';
 import { FairnessService } from '../services/fairness.js';
 import type { RecordStore } from '../stores/record-store.js';
@@ -51,6 +52,8 @@ export interface Services {
   outbox: OutboxRelay;
   /** The sales' waiting rooms (issue 14), in this process. */
   room: WaitingRoomService;
+  /** The challenges before the path (docs/challenges.md): issued, checked, spent once. */
+  challenges: ChallengeService;
   /** The waiting rooms' event streams (GET …/queue/events): subscribers per sale, one timer. */
   queueStream: QueueStreamService;
   /** A sale's fairness report (issue 14): room records and units won per user. */
@@ -143,6 +146,10 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       metricsToken: config.metricsToken,
       allowTokensWithoutExp: config.allowTokensWithoutExp,
     });
+    const challenges = new ChallengeService(
+      { sales, switches, refusals, auth, spent: backend.spentChallenges ?? new MemorySpentChallenges(), log },
+      { powBits: config.powBits, quizMinMs: config.quizMinMs },
+    );
     const interest = new InterestRecorder({ auth, store, sales, log, enabled: config.interest, appendEvents: (events) => store.appendEvents(events) });
     interest.start();
     // Events are always written to the outbox; with no sink configured the relay only prunes, so
@@ -171,6 +178,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       orders,
       sweeper,
       room,
+      challenges,
       queueStream,
       fairness: new FairnessService({ sales, orders, room }),
       auth,
