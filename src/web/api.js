@@ -65,6 +65,7 @@ export class ApiError extends Error {
  * @property {string} [accept]
  * @property {RequestCache} [cache] `no-store` unless the answer may come from a cache
  * @property {string | null} [pass] the waiting room's pass (header X-Seckill-Pass)
+ * @property {string | null} [challenge] a solved challenge, `<challenge>:<answer>` (header X-Seckill-Challenge)
  */
 
 /**
@@ -74,11 +75,12 @@ export class ApiError extends Error {
  * @param {CallOptions} [options]
  * @returns {Promise<Response>}
  */
-async function call(method, url, { body, token, accept, cache = 'no-store', pass } = {}) {
+async function call(method, url, { body, token, accept, cache = 'no-store', pass, challenge } = {}) {
   /** @type {Record<string, string>} */
   const headers = {};
   if (token) headers.authorization = `Bearer ${token}`;
   if (pass) headers['x-seckill-pass'] = pass;
+  if (challenge) headers['x-seckill-challenge'] = challenge;
   if (accept) headers.accept = accept;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
@@ -140,9 +142,19 @@ export const getSale = (saleId, version) =>
  * @param {string | null} token
  * @param {string} saleId
  * @param {string | null} [pass] the waiting room's pass, for a sale with a room
+ * @param {string | null} [challenge] the solved challenge `<challenge>:<answer>`, for a sale with one
  * @returns {Promise<{ path: string }>} the buyer's own order path for this sale
  */
-export const orderPath = (token, saleId, pass = null) => json('POST', `/api/sales/${enc(saleId)}/path`, { token, body: {}, pass });
+export const orderPath = (token, saleId, pass = null, challenge = null) =>
+  json('POST', `/api/sales/${enc(saleId)}/path`, { token, body: {}, pass, challenge });
+
+/**
+ * A new challenge for this buyer, to solve before asking for the path (docs/challenges.md).
+ * @param {string} token
+ * @param {string} saleId
+ * @returns {Promise<import('../domain/challenge-task.js').ChallengeTask>}
+ */
+export const getChallenge = (token, saleId) => json('POST', `/api/sales/${enc(saleId)}/challenge`, { token, body: {} });
 
 /**
  * @param {string | null} token

@@ -4,6 +4,7 @@
 import {
   ApiError, asApiError, buy as buyOrder, cancelOrder, demoToken, getOrder, getSale, myOrders, orderEventsUrl,
   orderPath as fetchOrderPath, payOrder, joinQueue, pollQueue, queueEventsUrl,
+  getChallenge,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_TEXT, byId, pad, price, setPill, shop } from './ui.js';
@@ -438,6 +439,80 @@ function showQueue(r) {
   else ui.queue.textContent = `Waiting room: number ${r.position} in line, ${r.ahead} ahead of you, about ${duration((r.etaSeconds ?? 0) * 1000)} to wait. Keep this page open.`;
 }
 
+// ---------------------------------------------------------------- challenge (docs/challenges.md)
+/** The quiz's answer is held back this long after the question came: the server refuses sooner (SECKILL_QUIZ_MIN_MS). */
+const QUIZ_MIN_MS = 1600;
+
+/**
+ * The order path. A sale with a challenge: one solved first, sent with the path request; a refused
+ * one (expired, already used, a slow page) once more with a new challenge.
+ * @param {string} t the token
+ * @returns {Promise<string>}
+ */
+async function askPath(t) {
+  let solved = sale?.challenge ? await solveChallenge(t) : null;
+  for (let retried = false; ; retried = true) {
+    try {
+      return (await fetchOrderPath(t, saleId, pass, solved)).path;
+    } catch (err) {
+      const code = asApiError(err).code;
+      // challenge_required: the sale got a challenge after this page read it.
+      if (retried || (code !== 'challenge_failed' && code !== 'challenge_required')) throw err;
+      solved = await solveChallenge(t);
+    } finally {
+      if (ui.result.dataset.kind === 'challenge') clearResult();
+    }
+  }
+}
+
+/**
+ * A new challenge, solved: `<challenge>:<answer>` for header X-Seckill-Challenge.
+ * @param {string} t the token
+ * @returns {Promise<string>}
+ */
+async function solveChallenge(t) {
+  const task = await getChallenge(t, saleId);
+  if (task.kind === 'pow') {
+    dark('Checking you are not a robot\u2026');
+    return `${task.challenge}:${await proofOfWork(task.challenge, task.bits)}`;
+  }
+  const shown = Date.now();
+  /** @type {number} */
+  const choice = await new Promise((resolve) => {
+    const choices = task.choices.map((text, i) => button(text, 'btn-secondary choice', () => resolve(i)));
+    showResult('challenge', task.question, ['A quick question before you buy (it keeps robots out).'], choices, true);
+    dark('Answer the question below');
+  });
+  dark('Checking\u2026');
+  const early = QUIZ_MIN_MS - (Date.now() - shown);
+  if (early > 0) await new Promise((r) => setTimeout(r, early));
+  return `${task.challenge}:${choice}`;
+}
+
+/**
+ * The nonce, found by the page's worker (src/web/pow-worker.js) off the main thread.
+ * @param {string} challenge
+ * @param {number} bits
+ * @returns {Promise<string>}
+ */
+function proofOfWork(challenge, bits) {
+  const url = document.querySelector('meta[name="seckill-pow-worker"]')?.getAttribute('content') ?? '';
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(url);
+    worker.onmessage = (e) => {
+      worker.terminate();
+      const r = /** @type {{ nonce?: string, error?: string }} */ (e.data);
+      if (r.nonce !== undefined) resolve(r.nonce);
+      else reject(new Error(r.error ?? 'The check could not run.'));
+    };
+    worker.onerror = () => {
+      worker.terminate();
+      reject(new Error('The check could not run in this browser.'));
+    };
+    worker.postMessage({ challenge, bits });
+  });
+}
+
 // ---------------------------------------------------------------- buying
 /** @param {PublicSale} s */
 function quantity(s) {
@@ -455,7 +530,7 @@ async function buy(attempt) {
   dark('Reserving…');
   ui.main.setAttribute('aria-busy', 'true');
   try {
-    if (!orderPath) orderPath = (await fetchOrderPath(token, saleId, pass)).path;
+    if (!orderPath) orderPath = await askPath(token);
     const r = await buyOrder(token, saleId, orderPath, quantity(sale), pass);
     buying = false;
     pass = null; // spent by the reservation
@@ -494,6 +569,11 @@ function refused(err, attempt) {
       pass = null;
       showResult('waiting', 'Back in the waiting room', ['Your turn to buy has passed. You have a new place in line; this page lets you know when it is your turn.'], [], true);
       void queue(true);
+      return light();
+    case 'challenge_required':
+    case 'challenge_failed':
+      // Refused twice (askPath tried a new one): the buyer tries again by hand.
+      showResult('error', 'Check not passed', ['The check before buying was not accepted. Please try again.'], [], true);
       return light();
     case 'sold_out':
       setStatus('sold_out');
