@@ -152,7 +152,7 @@ export class QueueStreamService {
       // Stock came back: the waiting are told at once too (admission resumes).
       const restocked = !soldOut && sub.last.state === 'sold_out';
       if (letOut || restocked || now - sub.polledAt >= this.refreshMs) this.refresh(sub, stats?.admitted ?? 0, now);
-      else if (now - sub.wroteAt >= this.keepAliveMs) {
+      if (now - sub.wroteAt >= this.keepAliveMs) {
         sub.wroteAt = now;
         sub.sink.keepAlive();
       }
