@@ -73,19 +73,16 @@ export class SaleService {
     private readonly refusals: LocalRefusals,
     /** Tells the other processes of a new or changed sale. */
     private readonly signals: Pick<SaleSignals, 'saleChanged'>,
-    /** Why this mode cannot hold a waiting room (distributed: not yet), or null: it can. */
-    private readonly noWaitingRoom: string | null = null,
   ) {}
 
   /**
-   * The waiting room and challenge as given (each undefined when not given), checked: a room this
-   * mode cannot hold is refused (400) rather than ignored. A challenge works in every mode.
+   * The waiting room and challenge as given (each undefined when not given), checked (400 when
+   * not valid). Both work in every mode (distributed: the room is in Redis).
    */
   private checkAccess(room: RoomInput | null | undefined, challenge: Challenge | null | undefined): Pick<Sale, 'waitingRoom' | 'challenge'> {
     const out: Pick<Sale, 'waitingRoom' | 'challenge'> = {};
     if (challenge !== undefined) out.challenge = challenge;
     if (room !== undefined) {
-      if (room !== null && this.noWaitingRoom) throw new SeckillError('bad_request', this.noWaitingRoom);
       const settings = room === null ? null : roomSettings(room);
       if (typeof settings === 'string') throw new SeckillError('bad_request', settings);
       out.waitingRoom = settings;

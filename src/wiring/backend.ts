@@ -4,6 +4,7 @@ import type { Config } from '../config/config.js';
 import type { SpentChallenges } from '../domain/challenge.js';
 import type { Order } from '../domain/order.js';
 import type { StockEngine } from '../engine/stock-engine.js';
+import type { RoomStore, RoomStoreOptions } from '../stores/room-store.js';
 import type { Breaker } from '../gateway/breaker.js';
 import type { LocalMembers } from '../gateway/store-guard.js';
 import type { LocalRefusals } from '../gateway/local-refusals.js';
@@ -93,6 +94,8 @@ export interface Backend {
   userLimit: RateLimit;
   /** Challenges used to get a path, shared by every process (distributed); absent: this process's memory. */
   spentChallenges?: SpentChallenges;
+  /** The waiting rooms, shared by every process (distributed: Redis); absent: this process's memory. */
+  roomStore?: (o: RoomStoreOptions) => RoomStore;
   /** One circuit breaker per backing store that can be down. */
   breakers: Breaker[];
   /** Checks of the backing stores for /readyz, by name (on the unguarded stores). */

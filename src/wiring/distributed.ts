@@ -3,6 +3,7 @@ import { Breaker } from '../gateway/breaker.js';
 import { RateLimit } from '../gateway/rate-limit.js';
 import { guardStore } from '../gateway/store-guard.js';
 import { RedisCounts } from '../stores/redis/request-counts.js';
+import { RedisRoomStore } from '../stores/redis/room-store.js';
 import { RedisSpentChallenges } from '../stores/redis/challenge-spent.js';
 import { redisLimiterStore } from '../stores/redis/rate-limit-store.js';
 import { RedisSignals } from '../stores/redis/signals.js';
@@ -10,6 +11,7 @@ import { RedisSwitchStore } from '../stores/redis/switch-store.js';
 import { RefreshedStatusTotals } from '../services/status-totals.js';
 import { PgRecordStore } from '../stores/postgres/pg-record-store.js';
 import type { RecordStore } from '../stores/record-store.js';
+import type { RoomStore } from '../stores/room-store.js';
 import { checkEviction, checkPersistence, connectRedis, redisConnection } from '../stores/redis/connection.js';
 import { HintRefresher } from '../stores/redis/hint-refresh.js';
 import { RedisKeys } from '../stores/redis/keys.js';
@@ -113,6 +115,8 @@ export async function distributedBackend(ctx: BackendContext, urls: { databaseUr
       signals,
       userLimit: new RateLimit(config.ratePerUser, redisLimiterStore(redis, keys)),
       spentChallenges: new RedisSpentChallenges(redis, keys),
+      // Redis down: joins, polls and pass checks get 503 busy at once, as buys do.
+      roomStore: (o) => guardStore<RoomStore>(new RedisRoomStore(redis, keys, o), redisBreaker, 'waiting room', {}),
       breakers: [dbBreaker, redisBreaker],
       pings: { database: () => pg.ping(), redis: () => redis.ping() },
       // One relay per sink across the processes: an advisory lock per sink.

@@ -50,7 +50,7 @@ export interface Services {
   metrics: Metrics;
   /** The outbox relay: publishes the order events to the configured sinks, prunes what was sent. */
   outbox: OutboxRelay;
-  /** The sales' waiting rooms (issue 14), in this process. */
+  /** The sales' waiting rooms (issue 14): in this process, or in Redis (distributed). */
   room: WaitingRoomService;
   /** The challenges before the path (docs/challenges.md): issued, checked, spent once. */
   challenges: ChallengeService;
@@ -73,8 +73,6 @@ export interface Services {
   close(): Promise<void>;
 }
 
-/** The waiting room lives in one process's memory: not yet shared over Redis (issue 14). */
-const NO_ROOM_DISTRIBUTED = 'waitingRoom is not yet in distributed mode (REDIS_URL): create the sale without it, or run embedded or postgres mode.';
 
 /** The mode, with the URLs it needs. */
 type Target = { mode: 'embedded' } | { mode: 'postgres'; databaseUrl: string } | { mode: 'distributed'; databaseUrl: string; redisUrl: string };
@@ -114,7 +112,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
   const backend = await openBackend(target, { config, log, refusals, switches, heard });
   try {
     const { store, engine, signals, breakers } = backend;
-    const sales = new SaleService(store, engine, refusals, signals, mode === 'distributed' ? NO_ROOM_DISTRIBUTED : null);
+    const sales = new SaleService(store, engine, refusals, signals);
     heard.on('sale', (saleId) => {
       sales.reload(saleId).catch((err: unknown) => log.warn({ err, saleId }, 'sale reload failed'));
     });
@@ -124,7 +122,8 @@ export async function createServices(config: Config, log: Logger = pino({ level:
     // Order event streams served here hear of changes made in the other processes.
     heard.on('order', (o) => orders.events.emit(o.orderId, o));
     const sweeper = new ExpirySweeper(orders, config.sweepMs, log);
-    const room = new WaitingRoomService(sales, { abandonAfterMs: config.queueAbandonMs, passTtlMs: config.passTtlMs });
+    // Distributed: the rooms are in Redis (one line per sale for every process); elsewhere in this process.
+    const room = new WaitingRoomService(sales, { abandonAfterMs: config.queueAbandonMs, passTtlMs: config.passTtlMs, store: backend.roomStore });
     room.start();
     const queueStream = new QueueStreamService(room, sales, switches, { log });
     queueStream.start();

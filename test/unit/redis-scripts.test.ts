@@ -26,6 +26,9 @@ const TYPED: Record<SeckillCommand, true> = {
   seckillTrimStream: true,
   seckillPruneOrder: true,
   seckillUpdateSale: true,
+  seckillRoomVisit: true,
+  seckillRoomTick: true,
+  seckillRoomPass: true,
 };
 
 test('every Lua file is named name-N.lua, and N is the highest KEYS index it uses', () => {

@@ -1,6 +1,9 @@
 // Every Redis key seckill uses is built here. The `{…}` hash tag keeps all keys of one sale in
 // one cluster slot, so each Lua script touches a single slot.
 
+/** The waiting room's keys (issue 14). */
+export type RoomKeyPart = 'meta' | 'line' | 'seen' | 'adm' | 'out' | 'meter' | 'rec' | 'est' | 'err';
+
 export class RedisKeys {
   constructor(readonly prefix: string) {}
 
@@ -32,6 +35,11 @@ export class RedisKeys {
   /** String, set once with an expiry: this challenge (by its nonce) was used to get a path. */
   challengeSpent(saleId: string, nonce: string): string {
     return `${this.prefix}:{s:${saleId}}:ch:${nonce}`;
+  }
+
+  /** The sale's waiting room, one key per part (src/stores/redis/room-store.ts lists what each holds). */
+  room(saleId: string, part: RoomKeyPart): string {
+    return `${this.prefix}:{s:${saleId}}:room:${part}`;
   }
 
   /** Lock held while one process rebuilds a sale's state from the database. */

@@ -23,6 +23,11 @@ declare module 'ioredis' {
     seckillReserveOutcome(orders: string, sale: string, holdings: string, orderId: string, userId: string): Result<Reply, Context>;
     seckillTrimStream(stream: string, group: string): Result<number, Context>;
     seckillPruneOrder(orders: string, index: string, orderId: string, json: string): Result<number, Context>;
+    /** room-visit-7.lua: keys meta, line, seen, adm, rec, est, meter; then userId, now ('' = TIME), join '1'|'0', rank ('' = fifo), key TTL ms. */
+    seckillRoomVisit(meta: string, line: string, seen: string, adm: string, rec: string, est: string, meter: string, userId: string, now: string, join: string, rank: string, ttlMs: number): Result<Reply, Context>;
+    /** room-tick-10.lua (see the file for the arguments). */
+    seckillRoomTick(meta: string, line: string, seen: string, adm: string, out: string, meter: string, rec: string, est: string, err: string, sale: string, ...args: Array<string | number>): Result<Reply, Context>;
+    seckillRoomPass(adm: string, out: string, op: 'check' | 'claim' | 'settle', userId: string, nonce: string, now: string, extra: string | number): Result<number, Context>;
     seckillUpdateSale(sale: string, holdings: string, orders: string, endsAt: number, fixedToo: 0 | 1, stock: number, limit: number, startsAt: number, price: number, window: number): Result<number, Context>;
   }
 }
