@@ -4,6 +4,7 @@
 import {
   ApiError, adminSales, asApiError, correctSale, createSale, endOrArchiveSale, liveFigures, pauseSale, saleAudit, saleOrders,
   saleInterestCsv, saleInterestSummary, saleOrdersCsv, saleQueueStats, eventsStatus, redriveEvents, deadLetters,
+  saleFairness, saleFairnessCsv,
 } from './api.js';
 import { ServerClock } from './clock.js';
 import { SALE_STATUS_SHORT, byId, minorDigits, pad, price, setPill } from './ui.js';
@@ -381,6 +382,7 @@ function select(id, focus) {
   closeCorrect();
   el.actionError.textContent = '';
   loadHistory();
+  refreshFairness(true);
   clearTimeout(liveTimer);
   live(id, liveGen);
 }
@@ -520,6 +522,7 @@ function renderLive(d) {
     ` · updated ${time(d.serverTime)}`;
   refreshInterest(sale.id);
   refreshRoom(sale);
+  refreshFairness(false);
   refreshEvents();
   drawCharts();
 }
@@ -529,7 +532,8 @@ function renderLive(d) {
 const room = {
   kpis: byId('room-kpis', HTMLElement), waiting: byId('k-room-waiting', HTMLElement), rate: byId('k-room-rate', HTMLElement),
   admitted: byId('k-room-admitted', HTMLElement), outstanding: byId('k-room-outstanding', HTMLElement),
-  abandoned: byId('k-room-abandoned', HTMLElement),
+  abandoned: byId('k-room-abandoned', HTMLElement), etaError: byId('k-room-eta-error', HTMLElement),
+  configured: byId('k-room-configured', HTMLElement),
 };
 /** @param {AdminSale} sale */
 function refreshRoom(sale) {
@@ -540,12 +544,70 @@ function refreshRoom(sale) {
     if (selected !== saleId) return;
     // No room yet: nobody has joined it.
     room.waiting.textContent = num(r?.waiting ?? 0);
+    // Measured against the configured rate: an overshoot shows here.
+    const configured = r?.configuredPerSecond ?? sale.waitingRoom?.admitPerSecond;
     room.rate.textContent = r?.opened ? r.admittedPerSecond.toFixed(1) : 'not open';
+    room.configured.textContent = configured === undefined ? '' : `(of ${num(configured)})`;
+    room.etaError.textContent = r?.etaErrorSeconds === null || r?.etaErrorSeconds === undefined ? '—' : `${r.etaErrorSeconds.toFixed(1)} s`;
     room.admitted.textContent = num(r?.admitted ?? 0);
     room.outstanding.textContent = num(r?.outstanding ?? 0);
     room.abandoned.textContent = num(r?.abandoned ?? 0);
   }, () => undefined);
 }
+
+// ---------------------------------------------------------------- fairness
+// The selected sale's fairness report (docs/fairness.md): read when the sale is picked, on Refresh,
+// when the bot prefix changes, and with the live figures at most every 15 s (it reads every order).
+const fair = {
+  prefix: byId('f-bot-prefix', HTMLInputElement), refresh: byId('f-refresh', HTMLButtonElement),
+  csv: byId('f-csv', HTMLAnchorElement), figures: byId('f-figures', HTMLElement), note: byId('f-note', HTMLElement),
+  asked: { saleId: '', at: 0 },
+};
+/** @param {number | null} x a share, 0–1 */
+const share = (x) => (x === null ? '—' : `${(x * 100).toFixed(1)} %`);
+/** @param {boolean} now read it now, not only when the last reading is 15 s old */
+function refreshFairness(now) {
+  const saleId = selected;
+  if (saleId === null) return;
+  const t = Date.now();
+  if (!now && fair.asked.saleId === saleId && t - fair.asked.at < 15_000) return;
+  if (fair.asked.saleId !== saleId) fair.figures.replaceChildren();
+  fair.asked = { saleId, at: t };
+  const prefix = fair.prefix.value;
+  admin((k) => saleFairness(k, saleId, prefix)).then((r) => {
+    if (selected !== saleId) return;
+    /** @param {string} label @param {string} value @param {string} [title] */
+    const fig = (label, value, title) => h('div', title ? { title } : {}, h('dt', { textContent: label }), h('dd', { textContent: value }));
+    /** @param {{ users: number, units: number }} x */
+    const tally = (x) => `${num(x.units)} units to ${num(x.users)} users`;
+    const figs = [fig('Units won', `${num(r.units)} by ${num(r.users)} users seen`, 'Orders reserved or paid (refunded too when the sale does not restock)')];
+    if (r.arrival) {
+      figs.push(fig('Arrived before the open', tally(r.arrival.beforeOpen)), fig('Arrived after the open', tally(r.arrival.afterOpen)));
+      if (r.arrival.unknown.users > 0) figs.push(fig('Arrival unknown', tally(r.arrival.unknown), 'Buyers the room has no record of (a restart forgot the room)'));
+    } else {
+      figs.push(fig('Arrival', 'unknown (no waiting room)', r.arrivalUnknown ?? ''));
+    }
+    if (r.fifoInversions) {
+      figs.push(fig('FIFO inversions', `${num(r.fifoInversions.inversions)} of ${num(r.fifoInversions.pairs)} pairs`,
+        'Pairs of admitted users where the one who joined earlier was let out later'));
+    }
+    figs.push(fig(`Bots (${r.bots.prefix ? `"${r.bots.prefix}…"` : 'no prefix'})`,
+      `${share(r.bots.shareOfUnits)} of units, ${share(r.bots.shareOfUsers)} of users`, `${num(r.bots.units)} units, ${num(r.bots.users)} users`));
+    fair.figures.replaceChildren(...figs);
+  }, (caught) => {
+    const err = asApiError(caught);
+    if (err.code !== 'unauthorized' && selected === saleId) fair.note.textContent = `Fairness: ${err.message}`;
+  });
+}
+fair.refresh.addEventListener('click', () => refreshFairness(true));
+fair.prefix.addEventListener('change', () => refreshFairness(true));
+fair.csv.addEventListener('click', async (e) => {
+  e.preventDefault();
+  const saleId = selected;
+  if (saleId === null) return;
+  const prefix = fair.prefix.value;
+  await downloadCsv(() => admin((k) => saleFairnessCsv(k, saleId, prefix)), `fairness-${saleId}.csv`);
+});
 
 // ---------------------------------------------------------------- intended purchases
 // Buyers refused because the sale sold out (each once), under the live figures, with their CSV.

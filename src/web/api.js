@@ -345,10 +345,37 @@ export async function saleInterestCsv(key, saleId) {
  * @param {string} saleId
  * Written out here (as RoomStats in src/services/waiting-room.ts): that module needs Node's types.
  * @returns {Promise<{ room: { waiting: number, admitted: number, outstanding: number, abandoned: number,
- *   admittedPerSecond: number, opened: boolean } | null }>}
+ *   admittedPerSecond: number, opened: boolean, etaErrorSeconds?: number | null, configuredPerSecond?: number } | null }>}
  */
 export const saleQueueStats = (key, saleId) =>
   json('GET', `/api/admin/sales/${enc(saleId)}/queue`, { token: key, accept: JSON_TYPE });
+
+/** Users and the units they won. @typedef {{ users: number, units: number }} Tally */
+
+/**
+ * A sale's fairness report (docs/fairness.md). Written out here (as FairnessReply in src/http/routes/fairness.ts).
+ * @param {string} key
+ * @param {string} saleId
+ * @param {string} botPrefix
+ * @returns {Promise<{ saleId: string, opensAt: string, method: 'random' | 'fifo' | null, users: number, units: number,
+ *   arrival: { beforeOpen: Tally, afterOpen: Tally, unknown: Tally } | null, arrivalUnknown: string | null,
+ *   fifoInversions: { inversions: number, pairs: number, admitted: number } | null,
+ *   bots: { prefix: string, users: number, units: number, shareOfUsers: number | null, shareOfUnits: number | null } }>}
+ */
+export const saleFairness = (key, saleId, botPrefix) =>
+  json('GET', `/api/admin/sales/${enc(saleId)}/fairness?botPrefix=${enc(botPrefix)}`, { token: key, accept: JSON_TYPE });
+
+/**
+ * The fairness report's rows, one per user, as CSV (userId, firstJoinedAt, joinedAt, admittedAt, units, bot).
+ * @param {string} key
+ * @param {string} saleId
+ * @param {string} botPrefix
+ * @returns {Promise<Blob>}
+ */
+export async function saleFairnessCsv(key, saleId, botPrefix) {
+  const res = await call('GET', `/api/admin/sales/${enc(saleId)}/fairness.csv?botPrefix=${enc(botPrefix)}`, { token: key, accept: 'text/csv' });
+  return res.blob();
+}
 
 /**
  * The outbox relay per sink: events waiting, sent, dead letters, the oldest waiting one's age.
