@@ -481,7 +481,7 @@ async function solveChallenge(t) {
   const choice = await new Promise((resolve) => {
     const choices = task.choices.map((text, i) => button(text, 'btn-secondary choice', () => resolve(i)));
     showResult('challenge', task.question, ['A quick question before you buy (it keeps robots out).'], choices, true);
-    dark('Answer the question below');
+    dark('Answer below');
   });
   dark('Checking\u2026');
   const early = QUIZ_MIN_MS - (Date.now() - shown);
