@@ -61,6 +61,8 @@ export class QueueStreamService {
   private readonly keepAliveMs: number;
   private ticking = false;
   private readonly log: Pick<Logger, 'warn'> | undefined;
+  /** A store that is down fails every tick and every poll: one warning per 10 s, not thousands. */
+  private warnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly room: Pick<WaitingRoomService, 'poll'> & { stats(saleId: string): Stats | Promise<Stats> },
@@ -127,10 +129,9 @@ export class QueueStreamService {
           this.bySale.delete(saleId);
           continue;
         }
-        await this.tickSale(saleId, subs, now);
+        // One sale's failing store does not hold up the others.
+        await this.tickSale(saleId, subs, now).catch((err: unknown) => this.warn(err, saleId, 'queue stream tick failed'));
       }
-    } catch (err) {
-      this.log?.warn({ err }, 'queue stream tick failed');
     } finally {
       this.ticking = false;
     }
@@ -146,12 +147,14 @@ export class QueueStreamService {
         // Everyone at once, from what each was last told: the place is unchanged, nobody is let out.
         this.send(sub, { state: 'sold_out', position: sub.last.position, ahead: sub.last.ahead, etaSeconds: null }, now);
       }
-      if (stats !== null && sub.admittedAtPoll === Number.POSITIVE_INFINITY) sub.admittedAtPoll = stats.admitted;
+      // New since the last tick: its first answer came before the room's count was read here, so it
+      // is read again now, against this count (someone let out in between is then told at once).
+      const fresh = stats !== null && sub.admittedAtPoll === Number.POSITIVE_INFINITY;
       const letOut = stats !== null && sub.last.state === 'waiting' && sub.last.position !== null &&
         stats.admitted - sub.admittedAtPoll >= sub.last.position;
       // Stock came back: the waiting are told at once too (admission resumes).
       const restocked = !soldOut && sub.last.state === 'sold_out';
-      if (letOut || restocked || now - sub.polledAt >= this.refreshMs) this.refresh(sub, stats?.admitted ?? 0, now);
+      if (fresh || letOut || restocked || now - sub.polledAt >= this.refreshMs) this.refresh(sub, stats?.admitted ?? 0, now);
       if (now - sub.wroteAt >= this.keepAliveMs) {
         sub.wroteAt = now;
         sub.sink.keepAlive();
@@ -164,10 +167,10 @@ export class QueueStreamService {
     if (sub.polling) return;
     sub.polling = true;
     sub.polledAt = now;
+    sub.admittedAtPoll = admitted;
     this.room.poll(sub.saleId, sub.userId, now).then(
       (answer) => {
         sub.polling = false;
-        sub.admittedAtPoll = admitted;
         this.send(sub, answer, Date.now());
       },
       (err: unknown) => {
@@ -180,9 +183,16 @@ export class QueueStreamService {
           return;
         }
         // A store that failed: tried again at the next refresh.
-        this.log?.warn({ err, saleId: sub.saleId }, 'queue stream poll failed');
+        this.warn(err, sub.saleId, 'queue stream poll failed');
       },
     );
+  }
+
+  private warn(err: unknown, saleId: string, msg: string): void {
+    const now = Date.now();
+    if (now - this.warnedAt < 10_000) return;
+    this.warnedAt = now;
+    this.log?.warn({ err, saleId }, msg);
   }
 
   private send(sub: Sub, answer: QueueAnswer, now: number): void {

@@ -30,7 +30,7 @@ function setup() {
   const sinks = new Map<string, Sink>();
   const subscribe = (user: string, position: number, now: number) => {
     const first: QueueAnswer = { state: 'waiting', position, ahead: position - 1, etaSeconds: position };
-    answers.set(user, () => (state.available <= 0 ? { state: 'sold_out', position, ahead: position - 1, etaSeconds: null } : first));
+    answers.set(user, () => (state.opened && state.available <= 0 ? { state: 'sold_out', position, ahead: position - 1, etaSeconds: null } : first));
     const sink = new Sink();
     sinks.set(user, sink);
     qs.subscribe(SALE, user, sink, first, now);
@@ -62,23 +62,23 @@ class Sink implements QueueStreamSink {
 test('the sell-out reaches every waiting stream of the sale in one tick, without a poll per user', async () => {
   const { state, polls, qs, subscribe, tick } = setup();
   const sinks = Array.from({ length: 200 }, (_, i) => subscribe(`u${i}`, i + 1, 0));
-  await tick(100); // reads the room's count; nothing due yet
-  assert.equal(polls.length, 0);
+  await tick(100); // each new stream is read once against the room's count
+  assert.equal(polls.length, 200);
   state.available = 0;
   await tick(200);
-  assert.equal(polls.length, 0, 'told from what each was last told');
+  assert.equal(polls.length, 200, 'told from what each was last told');
   for (const [i, s] of sinks.entries()) {
     assert.deepEqual(s.events, [{ name: 'queue', data: { state: 'sold_out', position: i + 1, ahead: i, etaSeconds: null } }]);
     assert.equal(s.ended, false, 'kept open: stock may return');
   }
   // The refresh that follows reads the same answer: nothing new is sent.
-  await tick(1000);
-  assert.equal(polls.length, 200);
+  await tick(1100);
+  assert.equal(polls.length, 400);
   assert.ok(sinks.every((s) => s.events.length === 1));
   // Stock returns: polled at once and told.
   state.available = 1;
-  await tick(1100);
-  assert.equal(polls.length, 400);
+  await tick(1200);
+  assert.equal(polls.length, 600);
   assert.ok(sinks.every((s) => s.events.at(-1)?.data.state === 'waiting'));
   assert.equal(qs.open, 200);
 });
@@ -89,8 +89,9 @@ test('before the open nobody is told sold out', async () => {
   const s = subscribe('ann', 1, 0);
   state.available = 0;
   await tick(100);
+  await tick(200);
   assert.equal(s.events.length, 0);
-  assert.equal(polls.length, 0);
+  assert.equal(polls.length, 1, 'the first read only');
 });
 
 test('a user whose place the room\'s count of let-out users covers is polled at once and gets the pass; the stream ends', async () => {
@@ -98,6 +99,7 @@ test('a user whose place the room\'s count of let-out users covers is polled at 
   const ann = subscribe('ann', 1, 0);
   const bob = subscribe('bob', 2, 0);
   await tick(100); // the count when subscribed: 0
+  polls.length = 0;
   state.admitted = 1;
   answers.set('ann', () => ({ state: 'admitted', position: 0, ahead: 0, etaSeconds: 0, pass: 'p1.x.y' }));
   answers.set('bob', () => ({ state: 'waiting', position: 1, ahead: 0, etaSeconds: 1 }));
@@ -108,15 +110,25 @@ test('a user whose place the room\'s count of let-out users covers is polled at 
   assert.equal(bob.ended, false);
   assert.equal(qs.open, 1);
   // bob hears his new place at his refresh.
-  await tick(1000);
+  await tick(1100);
   assert.deepEqual(bob.events.map((e) => e.data.position), [1]);
+});
+
+test('a user let out between the stream\'s first answer and the first tick is told at that tick', async () => {
+  const { state, answers, subscribe, tick } = setup();
+  const ann = subscribe('ann', 1, 0);
+  state.admitted = 1;
+  answers.set('ann', () => ({ state: 'admitted', position: 0, ahead: 0, etaSeconds: 0, pass: 'p1.x.y' }));
+  await tick(100);
+  assert.deepEqual(ann.events.map((e) => e.data.state), ['admitted']);
+  assert.equal(ann.ended, true);
 });
 
 test('each stream is polled (keeping its place) at most once per refreshMs, and only changes are sent', async () => {
   const { answers, polls, subscribe, tick } = setup();
   const s = subscribe('ann', 3, 0);
   for (let t = 100; t <= 5000; t += 100) await tick(t);
-  assert.deepEqual(polls.map((p) => p.now), [1000, 2000, 3000, 4000, 5000]);
+  assert.deepEqual(polls.map((p) => p.now), [100, 1100, 2100, 3100, 4100]);
   assert.equal(s.events.length, 0, 'the same answer: nothing sent');
   answers.set('ann', () => ({ state: 'waiting', position: 2, ahead: 1, etaSeconds: 2 }));
   for (let t = 5100; t <= 6000; t += 100) await tick(t);
