@@ -37,10 +37,10 @@ const HUMAN_EVERY_MS = 2000;
 /** A bot asks 100× as often. */
 const BOT_EVERY_MS = HUMAN_EVERY_MS / 100;
 /** Bots start this long before the open; people arrive from a little later on. */
-const LEAD_MS = 3000;
-/** Share of the people who arrive before the open (the rest in the 3 s after it). */
+const LEAD_MS = 2500;
+/** Share of the people who arrive before the open (the rest in the 2 s after it). */
 const EARLY_PEOPLE = 0.85;
-const LATE_SPREAD_MS = 3000;
+const LATE_SPREAD_MS = 2000;
 /** A person's time over a challenge (a phone solving the work, a person reading): 0.5–2 s. */
 const HUMAN_SOLVE_MS: [number, number] = [500, 2000];
 /** Low difficulty for the bench's server: the bench solves every challenge itself, cheaply. */
@@ -51,7 +51,7 @@ const GIVE_UP_MS = 45_000;
 const ADMIN = 'bench-admin-key-0123456789abcdef';
 const SECRET = 'bench-user-secret-0123456789abcdef0123456789';
 
-type SettingName = 'none' | 'room' | 'room+pow';
+type SettingName = 'none' | 'room' | 'room+pow' | 'pow';
 interface Setting {
   name: SettingName;
   room: boolean;
@@ -61,6 +61,8 @@ const SETTINGS: Setting[] = [
   { name: 'none', room: false, challenge: null },
   { name: 'room', room: true, challenge: null },
   { name: 'room+pow', room: true, challenge: 'pow' },
+  // The challenge alone: the peak smearing with and without it, the room not capping the path rate.
+  { name: 'pow', room: false, challenge: 'pow' },
 ];
 
 /** What one setting measured (null: does not apply to it). */
@@ -461,18 +463,21 @@ export function fairnessMarkdown(results: readonly SettingResult[]): string {
       `${r.eta ? `${fmt(r.eta.medianAbsErrorS, 1)} / ${fmt(r.eta.p90AbsErrorS, 1)} s (${fmt(r.eta.users)} users)` : '—'} | ` +
       `${r.admission ? `${fmt(r.admission.max1s)} / ${fmt(r.admission.overall, 1)} per s, configured ${fmt(r.admission.configuredPerSecond)}` : '—'} | ${r.invariants?.ok ? 'hold' : 'FAIL'} |`;
   });
-  const room = results.find((r) => r.setting === 'room');
-  const pow = results.find((r) => r.setting === 'room+pow');
-  const smear = !room || !pow || room.notAvailable ? 'peak smearing: not measured (no room setting)'
-    : pow.notAvailable ? `peak smearing: not measured (${pow.notAvailable})`
-      : `peak smearing (largest 100-ms window of path requests, same room, without → with the pow challenge): ${fmt(room.peakPathPer100ms)} → ${fmt(pow.peakPathPer100ms)}` +
-        `${pow.peakPathPer100ms > 0 ? ` (${fmt(room.peakPathPer100ms / pow.peakPathPer100ms, 2)}× lower)` : ''}`;
+  const by = (name: SettingName) => results.find((r) => r.setting === name);
+  /** The busiest 100 ms of path requests without and with the challenge, other things equal. */
+  const smear = (without: SettingName, withPow: SettingName, what: string) => {
+    const a = by(without);
+    const b = by(withPow);
+    if (!a || !b || a.notAvailable || b.notAvailable) return `${what}: not measured (${b?.notAvailable ?? a?.notAvailable ?? 'setting missing'})`;
+    const ratio = b.peakPathPer100ms > 0 ? ` (${fmt(a.peakPathPer100ms / b.peakPathPer100ms, 2)}× lower)` : '';
+    return `${what}: ${fmt(a.peakPathPer100ms)} → ${fmt(b.peakPathPer100ms)} path requests in the busiest 100 ms${ratio}`;
+  };
   return [
     '| setting | bots\' share of units | bots\' share of users | path requests, busiest 100 ms | ETA error, median / p90 | admitted/s: busiest 1 s / overall | invariants |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
-    smear,
+    `peak smearing, ${smear('none', 'pow', 'no room, without → with the pow challenge')}; ${smear('room', 'room+pow', 'in the room, without → with the pow challenge')} (a room already caps path requests at its admission rate).`,
     'ETA error: |estimated wait at the user\'s first poll after the open − actual wait until let out|, over the users let out. Overall admission rate: users let out ÷ time from the open to the last one.',
   ].join('\n');
 }
