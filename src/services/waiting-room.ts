@@ -141,11 +141,18 @@ export class WaitingRoomService {
 
   /** One round over every room: drop the abandoned, open, let users out. Public for the tests' clock. */
   async tick(now: number): Promise<void> {
+    // One room's failure does not stop the others' round; the first is thrown after it.
+    let failed: unknown = null;
     for (const sale of this.sales.all()) {
-      if (!sale.waitingRoom) continue;
-      if (hasEnded(sale, now)) await this.store.forget(sale.id);
-      else await this.store.tick(roomOf(sale), now);
+      try {
+        // Ended, or the room taken off before the open: what the store keeps of it may go.
+        if (!sale.waitingRoom || hasEnded(sale, now)) await this.store.forget(sale.id);
+        else await this.store.tick(roomOf(sale), now);
+      } catch (err) {
+        failed ??= err;
+      }
     }
+    if (failed !== null) throw failed;
   }
 
   private nonceOf(sale: Sale, userId: string, pass: string | null, now: number): string | null {
