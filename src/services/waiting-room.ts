@@ -50,6 +50,8 @@ export class WaitingRoomService {
   private readonly store: RoomStore;
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
+  /** Sales whose room this process ticks (a sale without one costs the round nothing). */
+  private readonly ticked = new Set<string>();
   private readonly tickMs: number;
 
   constructor(
@@ -145,9 +147,13 @@ export class WaitingRoomService {
     let failed: unknown = null;
     for (const sale of this.sales.all()) {
       try {
-        // Ended, or the room taken off before the open: what the store keeps of it may go.
-        if (!sale.waitingRoom || hasEnded(sale, now)) await this.store.forget(sale.id);
-        else await this.store.tick(roomOf(sale), now);
+        if (sale.waitingRoom && !hasEnded(sale, now)) {
+          this.ticked.add(sale.id);
+          await this.store.tick(roomOf(sale), now);
+        } else if (this.ticked.delete(sale.id)) {
+          // Ended, or the room taken off before the open: what the store keeps of it may go.
+          await this.store.forget(sale.id);
+        }
       } catch (err) {
         failed ??= err;
       }
