@@ -202,7 +202,22 @@ interface Sim {
 
 type Reply = { status: number; body: any }; // eslint-disable-line @typescript-eslint/no-explicit-any -- replies are read as loose JSON
 
+/**
+ * One request. A request that got no answer (a reset connection on a loaded machine) is sent again,
+ * a few times, except a buy: its answer may have been lost after the order was made.
+ */
 async function send(api: Api, method: 'GET' | 'POST', url: string, token: string, headers: Record<string, string> = {}, body?: unknown): Promise<Reply> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await sendOnce(api, method, url, token, headers, body);
+    } catch (err) {
+      if (attempt >= 5 || url.includes('/buy/')) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
+async function sendOnce(api: Api, method: 'GET' | 'POST', url: string, token: string, headers: Record<string, string>, body?: unknown): Promise<Reply> {
   const res = await request(api.base + url, {
     method,
     dispatcher: api.agent,
