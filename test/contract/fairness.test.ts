@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { until } from '../support/wait.js';
-import { buy, call, mode, saleBody, skipUnlessReady, startTestServer, userToken, type TestServer } from '../support/server.js';
+import { buy, call, saleBody, skipUnlessReady, startTestServer, userToken, type TestServer } from '../support/server.js';
 
 const skip = await skipUnlessReady();
 
@@ -55,7 +55,7 @@ describe('fairness report', { skip }, () => {
     assert.equal((await t.admin('GET', `/api/admin/sales/${id}/fairness?other=1`)).status, 400);
   });
 
-  test('fifo room: arrival before the open, admission order, inversions', { skip: mode === 'distributed' && 'the room test runs embedded' }, async () => {
+  test('fifo room: arrival before the open, admission order, inversions', async () => {
     const s = await t.admin('POST', '/api/admin/sales', { ...saleBody({ stock: 3, startsIn: 1500 }), waitingRoom: { method: 'fifo', admitPerSecond: 20 } });
     assert.equal(s.status, 201, s.text);
     const id = s.body.id as string;
@@ -71,6 +71,7 @@ describe('fairness report', { skip }, () => {
       const b = await call(t.url, 'POST', `/api/sales/${id}/buy/${p.body.path}`, { token: userToken(u), body: { quantity: 1 }, headers: { 'x-seckill-pass': pass } });
       assert.equal(b.status, 202, b.text);
     }
+    await t.settle(id);
     const r = await t.admin('GET', `/api/admin/sales/${id}/fairness`);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.method, 'fifo');
