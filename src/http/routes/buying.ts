@@ -10,6 +10,7 @@ import type { Services } from '../../wiring/services.js';
 import { refuse } from '../errors.js';
 import { SWITCH_RETRY_AFTER } from '../outcomes.js';
 import { BuyBody, BuyParams, EmptyBody, EventsQuery, OrderIdParams, PayBody, RefundBody, SaleIdParams } from '../schemas.js';
+import { openEventStream, StreamQuota } from '../sse.js';
 
 /** What the buying routes use: the buy use case, identity, the orders, and two settings. */
 export type BuyingDeps = Pick<Services, 'auth' | 'orders' | 'switches' | 'secrets' | 'config'> & {
@@ -48,7 +49,7 @@ function challengeOf(req: FastifyRequest): string | null {
 export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
   const bearer = (req: FastifyRequest) => Auth.bearer(req.headers.authorization);
   /** Open order-event streams per user. */
-  const openStreams = new Map<string, number>();
+  const openStreams = new StreamQuota('order');
 
   return async (app) => {
     app.post('/api/sales/:saleId/path', { schema: { params: SaleIdParams, body: EmptyBody } }, async (req, reply) => {
@@ -109,16 +110,8 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
       const { orderId } = req.params;
       const order = await s.orders.get(orderId, actor);
       // Each open stream holds a connection: a user may keep only a few at once.
-      const holder = actor.kind === 'user' ? actor.userId : '';
-      if (holder && (openStreams.get(holder) ?? 0) >= s.config.ssePerUser) {
-        throw new SeckillError('rate_limited', 'Too many open order streams for this user.', 5);
-      }
-      if (holder) openStreams.set(holder, (openStreams.get(holder) ?? 0) + 1);
-      streamOrderEvents(s, orderId, order, req, reply, () => {
-        const n = (openStreams.get(holder) ?? 1) - 1;
-        if (n > 0) openStreams.set(holder, n);
-        else openStreams.delete(holder);
-      });
+      const release = actor.kind === 'user' ? openStreams.take(actor.userId, s.config.ssePerUser) : () => {};
+      streamOrderEvents(s, orderId, order, reply, release);
     });
   };
 }
@@ -131,42 +124,28 @@ export function buyingRoutes(s: BuyingDeps): FastifyPluginAsyncTypebox {
 const TERMINAL = new Set(['paid', 'expired', 'cancelled', 'refunded']);
 
 /** Server-sent events: the current state at once, then one event per change; ends at a final state. */
-function streamOrderEvents(s: Pick<Services, 'orders'>, orderId: string, current: Order, req: FastifyRequest, reply: FastifyReply, closed: () => void): void {
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, {
-    // What the hooks set (nosniff; CORS for an allowed origin): hijacked, fastify would not send it.
-    ...Object.fromEntries(Object.entries(reply.getHeaders()).filter((h): h is [string, string | number | string[]] => h[1] !== undefined)),
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
+function streamOrderEvents(s: Pick<Services, 'orders'>, orderId: string, current: Order, reply: FastifyReply, closed: () => void): void {
   let last = '';
   const send = (o: Order): boolean => {
     if (o.status !== last) {
       last = o.status;
-      raw.write(`event: status\ndata: ${JSON.stringify(orderJson(o))}\n\n`);
+      stream.event('status', orderJson(o));
     }
     return TERMINAL.has(o.status);
   };
-  const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
+  const heartbeat = setInterval(() => stream.keepAlive(), 15_000);
   const listener = (o: Order) => {
-    if (send(o)) cleanup();
+    if (send(o)) stream.end();
   };
-  let done = false;
-  const cleanup = () => {
-    if (done) return;
-    done = true;
+  // Ended here at a final state, or the client left.
+  const stream = openEventStream(reply, () => {
     closed();
     clearInterval(heartbeat);
     s.orders.events.off(orderId, listener);
-    if (!raw.writableEnded) raw.end();
-  };
+  });
   s.orders.events.on(orderId, listener);
-  req.raw.on('close', cleanup);
-  if (send(current)) cleanup();
+  if (send(current)) stream.end();
   // A change between the read and the subscription is caught by re-reading once, from the engine
   // (orders.find): its status is the authoritative one (the database of record may lag it in distributed mode).
-  else void s.orders.find(orderId).then((o) => o && listener(o)).catch(() => cleanup());
+  else void s.orders.find(orderId).then((o) => o && listener(o)).catch(() => stream.end());
 }

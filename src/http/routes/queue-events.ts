@@ -1,10 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
 import { SeckillError } from '../../domain/errors.js';
 import { Auth } from '../../gateway/auth.js';
-import type { QueueStreamSink } from '../../services/queue-stream.js';
 import type { Services } from '../../wiring/services.js';
 import { EventsQuery, SaleIdParams } from '../schemas.js';
+import { openEventStream, StreamQuota } from '../sse.js';
 
 /** What the waiting room's event stream uses. */
 export type QueueEventsDeps = Pick<Services, 'auth' | 'room' | 'queueStream' | 'switches' | 'config'>;
@@ -20,7 +19,7 @@ const USER = [{ userToken: [] }];
  */
 export function queueEventsRoutes(s: QueueEventsDeps): FastifyPluginAsyncTypebox {
   /** Open queue streams per user (apart from the order streams' count). */
-  const openStreams = new Map<string, number>();
+  const quota = new StreamQuota('waiting-room');
 
   return async (app) => {
     // Hijacked streams would hold app.close() until their clients leave: ended first.
@@ -35,52 +34,20 @@ export function queueEventsRoutes(s: QueueEventsDeps): FastifyPluginAsyncTypebox
       if (s.switches.degraded) {
         throw new SeckillError('busy', 'Degraded mode: the waiting room by polling GET /api/sales/:saleId/queue only.', 5);
       }
-      if ((openStreams.get(userId) ?? 0) >= s.config.ssePerUser) {
-        throw new SeckillError('rate_limited', 'Too many open waiting-room streams for this user.', 5);
-      }
       const { saleId } = req.params;
       // Not in line (never joined, dropped), no room, ended: the poll's refusal, as an HTTP answer.
       const first = await s.room.poll(saleId, userId);
-      openStreams.set(userId, (openStreams.get(userId) ?? 0) + 1);
-      const sink = eventStream(reply, () => {
-        const n = (openStreams.get(userId) ?? 1) - 1;
-        if (n > 0) openStreams.set(userId, n);
-        else openStreams.delete(userId);
+      const release = quota.take(userId, s.config.ssePerUser);
+      let unsubscribe = () => {};
+      const sink = openEventStream(reply, () => {
+        release();
+        unsubscribe();
       });
       sink.event('queue', first);
       if (first.state === 'admitted') return sink.end();
-      const unsubscribe = s.queueStream.subscribe(saleId, userId, sink, first);
-      // The response's close: the client left (or the stream was ended here). Gone already: end now.
-      reply.raw.on('close', unsubscribe);
+      unsubscribe = s.queueStream.subscribe(saleId, userId, sink, first);
+      // The client left before the subscription: end now (the stream's close has run already).
       if (reply.raw.destroyed) unsubscribe();
     });
-  };
-}
-
-/** Takes the reply over as a text/event-stream; `closed` runs once when it ends. */
-function eventStream(reply: FastifyReply, closed: () => void): QueueStreamSink {
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, {
-    // What the hooks set (nosniff; CORS for an allowed origin): hijacked, fastify would not send it.
-    ...Object.fromEntries(Object.entries(reply.getHeaders()).filter((h): h is [string, string | number | string[]] => h[1] !== undefined)),
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
-  let ended = false;
-  const write = (text: string) => {
-    if (!ended && !raw.writableEnded) raw.write(text);
-  };
-  return {
-    event: (name, data) => write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`),
-    keepAlive: () => write(': keep-alive\n\n'),
-    end: () => {
-      if (ended) return;
-      ended = true;
-      closed();
-      if (!raw.writableEnded) raw.end();
-    },
   };
 }
