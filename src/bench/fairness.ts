@@ -358,7 +358,7 @@ function sampleRoom(api: Api, saleId: string): { stop(): Promise<{ t: number; ad
 /** The fairness CSV's admission times (when the room keeps them): userId → admittedAt (ms). */
 async function serverAdmissions(api: Api, saleId: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  const res = await request(`${api.base}/api/admin/sales/${saleId}/fairness.csv`, { dispatcher: api.agent, headers: { authorization: `Bearer ${ADMIN}` } });
+  const res = await request(`${api.base}/api/admin/sales/${saleId}/fairness`, { dispatcher: api.agent, headers: { authorization: `Bearer ${ADMIN}`, accept: 'text/csv' } });
   const text = await res.body.text();
   if (res.statusCode !== 200) return out;
   const [head, ...rows] = text.trim().split('\n');

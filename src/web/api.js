@@ -373,7 +373,7 @@ export const saleFairness = (key, saleId, botPrefix) =>
  * @returns {Promise<Blob>}
  */
 export async function saleFairnessCsv(key, saleId, botPrefix) {
-  const res = await call('GET', `/api/admin/sales/${enc(saleId)}/fairness.csv?botPrefix=${enc(botPrefix)}`, { token: key, accept: 'text/csv' });
+  const res = await call('GET', `/api/admin/sales/${enc(saleId)}/fairness?botPrefix=${enc(botPrefix)}`, { token: key, accept: 'text/csv' });
   return res.blob();
 }
 

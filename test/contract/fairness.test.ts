@@ -2,6 +2,7 @@
 // the orders that hold stock, bots by prefix; a room sale's arrival and FIFO order from the room.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { ADMIN_KEY } from '../support/launcher.js';
 import { until } from '../support/wait.js';
 import { buy, call, saleBody, skipUnlessReady, startTestServer, userToken, type TestServer } from '../support/server.js';
 
@@ -39,7 +40,7 @@ describe('fairness report', { skip }, () => {
     const other = await t.admin('GET', `/api/admin/sales/${id}/fairness?botPrefix=user-`);
     assert.equal(other.body.bots.units, 2);
 
-    const c = await t.admin('GET', `/api/admin/sales/${id}/fairness.csv`);
+    const c = await call(t.url, 'GET', `/api/admin/sales/${id}/fairness`, { token: ADMIN_KEY, headers: { accept: 'text/csv' } });
     assert.equal(c.status, 200, c.text);
     assert.match(String(c.headers['content-type']), /^text\/csv/);
     assert.deepEqual(c.text.trim().split('\n'), [
@@ -78,7 +79,7 @@ describe('fairness report', { skip }, () => {
     assert.deepEqual(r.body.arrival, { beforeOpen: { users: 3, units: 3 }, afterOpen: { users: 0, units: 0 }, unknown: { users: 0, units: 0 } });
     assert.deepEqual(r.body.fifoInversions, { inversions: 0, pairs: 3, admitted: 3 });
     assert.equal(r.body.bots.shareOfUnits, 1 / 3);
-    const c = await t.admin('GET', `/api/admin/sales/${id}/fairness.csv`);
+    const c = await call(t.url, 'GET', `/api/admin/sales/${id}/fairness`, { token: ADMIN_KEY, headers: { accept: 'text/csv' } });
     const rows = c.text.trim().split('\n').slice(1).map((l) => l.split(','));
     assert.equal(rows.length, 3);
     for (const row of rows) assert.ok(row[1] && row[2] && row[3], `times filled: ${row.join(',')}`);

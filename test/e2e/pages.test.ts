@@ -322,6 +322,14 @@ describe('pages in a real browser', { skip: missing ?? distributed ?? false }, (
     const csv = fs.readFileSync(String(await download.path()), 'utf8').trim().split('\n');
     assert.equal(csv.length, 401, 'header and 400 orders');
 
+    // Fairness: the report for the sale (no room, so arrival is unknown) and its CSV, a row per buyer.
+    await page.getByRole('button', { name: 'Recompute' }).click();
+    await page.locator('#f-figures', { hasText: '400' }).waitFor();
+    const [fair] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export fairness CSV' }).click()]);
+    const fairRows = fs.readFileSync(String(await fair.path()), 'utf8').trim().split('\n');
+    assert.equal(fairRows[0], 'userId,firstJoinedAt,joinedAt,admittedAt,units,bot');
+    assert.ok(fairRows.length > 1, 'the buyers are listed');
+
     // Pause and resume.
     await page.getByRole('button', { name: 'Pause sale' }).click();
     await page.locator('#d-status', { hasText: 'Paused' }).waitFor();

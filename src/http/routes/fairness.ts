@@ -42,7 +42,7 @@ function csvOf(users: readonly FairnessUser[], botPrefix: string): string {
 
 /**
  * Operators (admin key): a sale's fairness report (src/domain/fairness.ts) as JSON, and its rows,
- * one per user seen, as CSV.
+ * one per user seen, as CSV (`Accept: text/csv`).
  */
 export function fairnessRoutes(s: FairnessDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -50,20 +50,22 @@ export function fairnessRoutes(s: FairnessDeps): FastifyPluginAsyncTypebox {
       s.auth.requireAdmin(Auth.bearer(req.headers.authorization));
     });
 
+    // One route, two forms: JSON, or with `Accept: text/csv` one row per user (as the orders list does).
     app.get('/api/admin/sales/:saleId/fairness', {
-      schema: { params: SaleIdParams, querystring: FairnessQuery, response: { 200: FairnessReply } },
-    }, async (req) => {
+      schema: {
+        params: SaleIdParams,
+        querystring: FairnessQuery,
+        response: { 200: { content: { 'application/json': { schema: FairnessReply }, 'text/csv': { schema: Type.String() } } } },
+      },
+    }, async (req, reply) => {
+      if ((req.headers.accept ?? '').includes('text/csv')) {
+        const { sale, users } = await s.fairness.users(req.params.saleId);
+        reply.header('content-type', 'text/csv; charset=utf-8');
+        reply.header('content-disposition', `attachment; filename="fairness-${sale.id}.csv"`);
+        return reply.send(csvOf(users, req.query.botPrefix));
+      }
       const { sale, report } = await s.fairness.report(req.params.saleId, req.query.botPrefix);
       return { saleId: sale.id, opensAt: iso(sale.startsAt) as string, method: sale.waitingRoom?.method ?? null, ...report };
-    });
-
-    app.get('/api/admin/sales/:saleId/fairness.csv', {
-      schema: { params: SaleIdParams, querystring: FairnessQuery, produces: ['text/csv'] },
-    }, async (req, reply) => {
-      const { sale, users } = await s.fairness.users(req.params.saleId);
-      reply.header('content-type', 'text/csv; charset=utf-8');
-      reply.header('content-disposition', `attachment; filename="fairness-${sale.id}.csv"`);
-      return csvOf(users, req.query.botPrefix);
     });
   };
 }
