@@ -125,11 +125,7 @@ export class RateMeter {
 
   /** Users per second over the last window, counting only since `since` (the open). */
   rate(now: number, since: number): number {
-    const s = Math.floor(now / 1000);
-    let total = 0;
-    for (let i = 0; i < this.windowSeconds; i++) if (this.seconds[i] > s - this.windowSeconds) total += this.buckets[i];
-    const span = Math.min(this.windowSeconds, Math.max(1, (now - since) / 1000));
-    return total / span;
+    return windowRate(this.seconds.map((second, i) => [second, this.buckets[i]] as const), now, since, this.windowSeconds);
   }
 }
 
@@ -141,9 +137,16 @@ export function windowRate(counts: Iterable<readonly [second: number, n: number]
   const s = Math.floor(now / 1000);
   let total = 0;
   for (const [second, n] of counts) if (second > s - windowSeconds && second <= s) total += n;
-  const span = Math.min(windowSeconds, Math.max(1, (now - since) / 1000));
+  // The buckets counted span the window's whole seconds before this one and this one so far; and
+  // never more than the time since the open (counting a whole second there would halve the rate
+  // measured half a second after the open, and every estimate then would run long).
+  const counted = windowSeconds - 1 + (now - s * 1000) / 1000;
+  const span = Math.max(MIN_RATE_SPAN_S, Math.min(counted, (now - since) / 1000));
   return total / span;
 }
+
+/** The shortest span a rate is measured over: one tick's admissions are not yet a rate. */
+const MIN_RATE_SPAN_S = 0.25;
 
 /** Mean absolute error (seconds) of the estimates, or null when none was checked yet. */
 export function meanAbsError(errorsMs: readonly number[]): number | null {
@@ -153,12 +156,13 @@ export function meanAbsError(errorsMs: readonly number[]): number | null {
 
 /**
  * Estimated wait: people ahead ÷ the admission rate measured lately, or the configured rate
- * while nothing was measured yet (the first seconds). Whole seconds, rounded up.
+ * while nothing was measured yet (the first seconds). Whole seconds, to the nearest (rounding up
+ * made every estimate half a second long on average), at least 1 while anyone is ahead.
  */
 export function etaSeconds(ahead: number, measuredRate: number, configuredRate: number): number {
   if (ahead <= 0) return 0;
   const rate = measuredRate > 0 ? measuredRate : configuredRate;
-  return Math.ceil(ahead / rate);
+  return Math.max(1, Math.round(ahead / rate));
 }
 
 // ---- Settings ---------------------------------------------------------------------------------

@@ -103,12 +103,19 @@ test('rate meter and the estimated wait', () => {
   const m = new RateMeter(10);
   const open = 1_000_000;
   assert.equal(m.rate(open + 500, open), 0);
-  for (let s = 0; s < 20; s++) m.add(5, open + s * 1000);
-  assert.equal(m.rate(open + 19_500, open), 5);
+  // One user every 200 ms (5/s), as the ticks let them out.
+  for (let t = 0; t <= 400; t += 200) m.add(1, open + t);
+  const early = m.rate(open + 500, open);
+  assert.ok(early > 4.5 && early < 6.5, `half a second after the open the rate is already about 5/s: ${early}`);
+  for (let t = 600; t < 19_500; t += 200) m.add(1, open + t);
+  const later = m.rate(open + 19_500, open);
+  assert.ok(Math.abs(later - 5) < 0.3, `over the trailing window: ${later}`);
   assert.equal(etaSeconds(50, 5, 100), 10, 'the measured rate wins');
   assert.equal(etaSeconds(50, 0, 10), 5, 'nothing measured yet: the configured rate');
   assert.equal(etaSeconds(0, 0, 10), 0);
-  assert.equal(etaSeconds(7, 2, 10), 4, 'rounded up');
+  assert.equal(etaSeconds(7, 2, 10), 4, 'to the nearest second');
+  assert.equal(etaSeconds(5, 2, 10), 3);
+  assert.equal(etaSeconds(1, 50, 10), 1, 'at least a second while anyone is ahead');
 });
 
 test('settings: checked, stockFactor defaults to 1', () => {
