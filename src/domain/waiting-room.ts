@@ -78,7 +78,18 @@ export function stockCap(available: number, stockFactor: number, outstanding: nu
   return Math.max(0, Math.floor(available * stockFactor) - outstanding);
 }
 
-/** The admission budget between ticks: a token bucket filled at the rate, holding at most one second's worth (≥ 1). */
+/**
+ * The most admission credit carried from one tick to the next: a quarter second's worth (≥ 1 user).
+ * Credit saved while the line was empty or the stock held admission goes out at once when that
+ * ends; a quarter second keeps that burst small (the complaint: rooms overshoot their rate).
+ */
+export const CARRY_SECONDS = 0.25;
+
+export function maxCarry(admitPerSecond: number): number {
+  return Math.max(1, admitPerSecond * CARRY_SECONDS);
+}
+
+/** The admission budget between ticks: a token bucket filled at the rate, carrying at most maxCarry(). */
 export interface Admission {
   /** Users to let out now. */
   admit: number;
@@ -88,16 +99,15 @@ export interface Admission {
 
 /**
  * One tick's admission: the bucket fills by rate × elapsed, then lets out as many as the credit,
- * the stock and the line allow; at most one second's worth is carried (a long pause, or a line
- * held by the stock, does not save up a burst), so in any window of T seconds at most
- * rate × T + max(1, rate) users go out, and from an empty bucket at most rate × T.
+ * the stock and the line allow; at most maxCarry() is carried (a long pause, or a line held by the
+ * stock, does not save up a burst), so in any window of T seconds at most rate × T + maxCarry(rate)
+ * users go out, and from an empty bucket at most rate × T.
  */
 export function admission(a: { credit: number; admitPerSecond: number; elapsedMs: number; cap: number; waiting: number }): Admission {
-  const burst = Math.max(1, a.admitPerSecond);
   const credit = a.credit + (a.admitPerSecond * Math.max(0, a.elapsedMs)) / 1000;
   const admit = Math.max(0, Math.min(Math.floor(credit), a.cap, a.waiting));
   // The carry is capped, not the fill: a tick that crosses a whole user keeps its fraction.
-  return { admit, credit: Math.min(burst, credit - admit) };
+  return { admit, credit: Math.min(maxCarry(a.admitPerSecond), credit - admit) };
 }
 
 /**

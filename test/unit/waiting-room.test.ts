@@ -74,10 +74,11 @@ test('stock cap: remaining units × factor, less the users out who have not boug
   assert.equal(stockCap(3, 1.2, 0), 3, 'whole users only');
 });
 
-test('admission: the rate, the one-second burst, the stock and the line each bound it', () => {
+test('admission: the rate, the quarter-second carry, the stock and the line each bound it', () => {
   assert.deepEqual(admission({ credit: 0, admitPerSecond: 10, elapsedMs: 100, cap: 100, waiting: 100 }), { admit: 1, credit: 0 });
-  assert.equal(admission({ credit: 10, admitPerSecond: 10, elapsedMs: 100, cap: 100, waiting: 100 }).admit, 11, "at most one second is carried, plus the tick");
-  assert.equal(admission({ credit: 0, admitPerSecond: 10, elapsedMs: 60_000, cap: 0, waiting: 100 }).credit, 10, "a long pause saves up one second, not a minute");
+  assert.equal(admission({ credit: 2.5, admitPerSecond: 10, elapsedMs: 100, cap: 100, waiting: 100 }).admit, 3, 'a quarter second is carried, plus the tick');
+  assert.equal(admission({ credit: 0, admitPerSecond: 40, elapsedMs: 60_000, cap: 0, waiting: 100 }).credit, 10, 'a long pause saves up a quarter second, not a minute');
+  assert.equal(admission({ credit: 0, admitPerSecond: 2, elapsedMs: 60_000, cap: 0, waiting: 100 }).credit, 1, 'at least one user is carried');
   assert.equal(admission({ credit: 0, admitPerSecond: 10, elapsedMs: 1000, cap: 3, waiting: 100 }).admit, 3);
   assert.equal(admission({ credit: 0, admitPerSecond: 10, elapsedMs: 1000, cap: 100, waiting: 2 }).admit, 2);
   const slow = admission({ credit: 0, admitPerSecond: 0.5, elapsedMs: 1000, cap: 100, waiting: 5 });
@@ -85,7 +86,7 @@ test('admission: the rate, the one-second burst, the stock and the line each bou
   assert.equal(admission({ ...slow, admitPerSecond: 0.5, elapsedMs: 1000, cap: 100, waiting: 5 }).admit, 1);
 });
 
-test('admission over a simulated minute at 100-ms ticks: never more than rate × t + one second\'s burst', () => {
+test('admission over a simulated minute at 100-ms ticks: never more than rate × t', () => {
   for (const rate of [0.7, 3, 25, 400]) {
     let credit = 0;
     let total = 0;

@@ -14,7 +14,7 @@
 // Every key gets a TTL (refreshed while the room ticks): the sale's end plus a day, or a day.
 import type { Redis } from 'ioredis';
 import { passNonce } from '../../domain/pass.js';
-import { RATE_WINDOW_SECONDS, meanAbsError, windowRate } from '../../domain/waiting-room.js';
+import { RATE_WINDOW_SECONDS, maxCarry, meanAbsError, windowRate } from '../../domain/waiting-room.js';
 import { ETA_ERROR_SAMPLES, type RoomRecord, type RoomSale, type RoomStore, type RoomStoreOptions, type StoreStats, type Visit } from '../room-store.js';
 import type { RedisKeys, RoomKeyPart } from './keys.js';
 
@@ -67,7 +67,7 @@ export class RedisRoomStore implements RoomStore {
       k('meta'), k('line'), k('seen'), k('adm'), k('out'), k('meter'), k('rec'), k('est'), k('err'), this.keys.sale(room.saleId),
       this.now(now), room.startsAt, room.admitPerSecond, room.stockFactor, this.o.abandonAfterMs, this.o.passTtlMs,
       // 96 random bits per call; the i-th user let out gets this followed by i: unique nonces without randomness in Lua.
-      `${passNonce()}.`, this.ttl(room, now), ETA_ERROR_SAMPLES, RATE_WINDOW_SECONDS,
+      `${passNonce()}.`, this.ttl(room, now), ETA_ERROR_SAMPLES, RATE_WINDOW_SECONDS, maxCarry(room.admitPerSecond),
     );
   }
 

@@ -11,7 +11,7 @@
   ARGV[1] now (epoch ms; '' = Redis's TIME)  ARGV[2] startsAt  ARGV[3] admitPerSecond
   ARGV[4] stockFactor  ARGV[5] abandonAfterMs  ARGV[6] passTtlMs  ARGV[7] nonce base (random,
   per call: the i-th user let out gets base .. i)  ARGV[8] key TTL (ms)  ARGV[9] estimate errors
-  kept  ARGV[10] the rate meter's window (s)
+  kept  ARGV[10] the rate meter's window (s)  ARGV[11] the most credit carried (maxCarry())
 
   Returns {0} no room (nobody joined yet), else {users let out, opened 0|1}.
   The admission arithmetic is admission() and stockCap() of src/domain/waiting-room.ts.
@@ -60,8 +60,8 @@ if opened and s[3] == '1' and s[2] ~= '1' and available > 0 then
   local cap = math.max(0, math.floor(available * tonumber(ARGV[4])) - outstanding)
   local credit = tonumber(m[2] or '0') + rate * elapsed / 1000
   admit = math.max(0, math.min(math.floor(credit), cap, redis.call('ZCARD', KEYS[2])))
-  -- At most one second's worth carried (max(1, rate)): no burst saved up.
-  credit = math.min(math.max(1, rate), credit - admit)
+  -- At most maxCarry() carried: no burst saved up.
+  credit = math.min(tonumber(ARGV[11]), credit - admit)
   redis.call('HSET', KEYS[1], 'credit', string.format('%.17g', credit), 'lastTick', now)
   if admit > 0 then
     local users = redis.call('ZRANGE', KEYS[2], 0, admit - 1)
