@@ -3,51 +3,31 @@
 // the buyer signs in and clicks Buy; the page's worker solves the challenge, the path and the buy
 // follow and the order is reserved. Prints how long the worker took (SECKILL_POW_BITS default).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { SHOTS, browserSkip, phoneBrowser, type Browser } from '../support/browser.js';
 import { loadConfig } from '../../src/config/config.js';
 import { saleBody, startTestServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = process.env.SECKILL_CHROMIUM ?? '/usr/bin/chromium';
-const OUT = path.resolve(process.env.SECKILL_TEST_OUTPUT ?? fileURLToPath(new URL('../../test-output/', import.meta.url)));
-const SHOTS = path.resolve(process.env.SECKILL_SCREENSHOTS ?? path.join(OUT, 'screenshots'));
-const missing = fs.existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (Debian: apt-get install -y chromium)`;
-if (missing && process.env.CI) {
-  test('browser tests need Chromium', () => assert.fail(`CI is set and ${missing}`));
-} else if (missing) {
-  console.log(`# e2e-challenge-page skipped: ${missing}`);
-}
+const skip = browserSkip('e2e-challenge-page');
 
-describe('proof of work on the sale page', { skip: missing ?? false }, () => {
+describe('proof of work on the sale page', { skip: skip ?? false }, () => {
   let t: TestServer;
   let ctx: BrowserContext;
-  let userDataDir: string;
+  let browser: Browser | undefined;
   const pageErrors: string[] = [];
 
   before(async () => {
     // Demo mode, for the page's sign-in; the default difficulty (what a phone gets).
     t = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1', SECKILL_POW_BITS: undefined });
-    fs.mkdirSync(SHOTS, { recursive: true });
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seckill-chromium-'));
-    ctx = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 390, height: 844 },
-      locale: 'en-GB',
-      timezoneId: 'UTC',
-    });
+    browser = await phoneBrowser();
+    ctx = browser.ctx;
   });
 
   after(async () => {
-    await ctx?.close();
+    await browser?.close();
     await t?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   });
 
   test('the page solves the challenge in its worker, then gets the path and buys', async () => {

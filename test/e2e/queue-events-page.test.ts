@@ -1,34 +1,24 @@
 // The waiting room's event stream through the real sale page (issue 14), in Debian's Chromium driven by
 // playwright-core: the page waits in line on the stream (no polling), shows the sell-out the moment the
 // last unit is bought elsewhere, without a reload, and when the unit comes back (a cancel) it is let
-// through and its button lights. Embedded only (distributed mode refuses rooms for now).
+// through and its button lights.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { SHOTS, browserSkip, phoneBrowser, type Browser } from '../support/browser.js';
 import { signUserToken } from '../../src/gateway/auth.js';
 import { secretsFile } from '../../src/config/secrets.js';
 import { until } from '../support/wait.js';
 import { call, saleBody, startTestServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = process.env.SECKILL_CHROMIUM ?? '/usr/bin/chromium';
-const OUT = path.resolve(process.env.SECKILL_TEST_OUTPUT ?? fileURLToPath(new URL('../../test-output/', import.meta.url)));
-const SHOTS = path.resolve(process.env.SECKILL_SCREENSHOTS ?? path.join(OUT, 'screenshots'));
-const missing = fs.existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (Debian: apt-get install -y chromium)`;
-const distributed = process.env.SECKILL_TEST_MODE === 'distributed' ? 'embedded only: distributed mode refuses rooms for now' : null;
-if (missing && process.env.CI) {
-  test('browser tests need Chromium', () => assert.fail(`CI is set and ${missing}`));
-} else if (missing || distributed) {
-  console.log(`# e2e-queue-events-page skipped: ${missing ?? distributed}`);
-}
+const skip = browserSkip('e2e-queue-events-page');
 
-describe('waiting room event stream on the sale page', { skip: missing ?? distributed ?? false }, () => {
+describe('waiting room event stream on the sale page', { skip: skip ?? false }, () => {
   let t: TestServer;
   let ctx: BrowserContext;
-  let userDataDir: string;
+  let browser: Browser | undefined;
   let userSecret: string;
   const pageErrors: string[] = [];
 
@@ -36,23 +26,13 @@ describe('waiting room event stream on the sale page', { skip: missing ?? distri
     // Demo mode, for the page's sign-in.
     t = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1', SECKILL_QUEUE_ABANDON_MS: '60000' });
     userSecret = (JSON.parse(fs.readFileSync(secretsFile(t.dataDir), 'utf8')) as { userSecret: string }).userSecret;
-    fs.mkdirSync(SHOTS, { recursive: true });
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seckill-chromium-'));
-    ctx = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 390, height: 844 },
-      locale: 'en-GB',
-      timezoneId: 'UTC',
-    });
+    browser = await phoneBrowser();
+    ctx = browser.ctx;
   });
 
   after(async () => {
-    await ctx?.close();
+    await browser?.close();
     await t?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   });
 
   test('the page waits on the stream, shows the sell-out without a reload, and is let through when the unit returns', async () => {

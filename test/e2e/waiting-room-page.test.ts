@@ -1,34 +1,24 @@
 // The waiting room through the real sale page (issue 14), in Debian's Chromium driven by playwright-core:
 // a fifo room letting one user through per second, buyers who join before the page user (by the API)
 // and at the open, the page user's place falling while he waits, his turn, his buy and his order; then
-// the dashboard shows the room's figures. Embedded only (distributed mode refuses rooms for now).
+// the dashboard shows the room's figures.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { SHOTS, browserSkip, phoneBrowser, type Browser } from '../support/browser.js';
 import { signUserToken } from '../../src/gateway/auth.js';
 import { secretsFile } from '../../src/config/secrets.js';
 import { until } from '../support/wait.js';
 import { ADMIN_KEY, call, saleBody, startTestServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = process.env.SECKILL_CHROMIUM ?? '/usr/bin/chromium';
-const OUT = path.resolve(process.env.SECKILL_TEST_OUTPUT ?? fileURLToPath(new URL('../../test-output/', import.meta.url)));
-const SHOTS = path.resolve(process.env.SECKILL_SCREENSHOTS ?? path.join(OUT, 'screenshots'));
-const missing = fs.existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (Debian: apt-get install -y chromium)`;
-const distributed = process.env.SECKILL_TEST_MODE === 'distributed' ? 'embedded only: distributed mode refuses rooms for now' : null;
-if (missing && process.env.CI) {
-  test('browser tests need Chromium', () => assert.fail(`CI is set and ${missing}`));
-} else if (missing || distributed) {
-  console.log(`# e2e-waiting-room-page skipped: ${missing ?? distributed}`);
-}
+const skip = browserSkip('e2e-waiting-room-page');
 
-describe('waiting room on the sale page', { skip: missing ?? distributed ?? false }, () => {
+describe('waiting room on the sale page', { skip: skip ?? false }, () => {
   let t: TestServer;
   let ctx: BrowserContext;
-  let userDataDir: string;
+  let browser: Browser | undefined;
   let userSecret: string;
   const pageErrors: string[] = [];
 
@@ -36,23 +26,13 @@ describe('waiting room on the sale page', { skip: missing ?? distributed ?? fals
     // Demo mode, for the page's sign-in; places kept a minute without polling (a loaded machine's API users are slow).
     t = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1', SECKILL_QUEUE_ABANDON_MS: '60000' });
     userSecret = (JSON.parse(fs.readFileSync(secretsFile(t.dataDir), 'utf8')) as { userSecret: string }).userSecret;
-    fs.mkdirSync(SHOTS, { recursive: true });
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seckill-chromium-'));
-    ctx = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 390, height: 844 },
-      locale: 'en-GB',
-      timezoneId: 'UTC',
-    });
+    browser = await phoneBrowser();
+    ctx = browser.ctx;
   });
 
   after(async () => {
-    await ctx?.close();
+    await browser?.close();
     await t?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   });
 
   async function open(url: string, init?: (page: Page) => Promise<void>): Promise<Page> {
