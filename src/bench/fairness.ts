@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +8,7 @@ import { signUserToken } from '../gateway/auth.js';
 import { checkInvariants, type InvariantReport } from './invariants.js';
 import { fmt } from './measured.js';
 import type { Accepted } from './sale-sim.js';
-import { Api, ROOT, startChild, tempDataDir, type Child } from './target.js';
+import { Api, BENCH_ADMIN_KEY, BENCH_USER_SECRET, ROOT, startBenchServer, type Child } from './target.js';
 
 /**
  * `seckill bench --profile fairness` (issue 14, docs/fairness.md): one simulated sale per setting —
@@ -48,8 +47,8 @@ const BENCH_POW_BITS = 8;
 /** Nobody keeps trying longer than this after the open. */
 const GIVE_UP_MS = 45_000;
 
-const ADMIN = 'bench-admin-key-0123456789abcdef';
-const SECRET = 'bench-user-secret-0123456789abcdef0123456789';
+const ADMIN = BENCH_ADMIN_KEY;
+const SECRET = BENCH_USER_SECRET;
 
 type SettingName = 'none' | 'room' | 'room+pow' | 'pow';
 interface Setting {
@@ -94,29 +93,9 @@ export interface SettingResult {
   durationMs: number;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-async function startServer(): Promise<Child> {
-  const port = await freePort();
-  return startChild(['bin/seckill.mjs', 'start'], {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    SECKILL_ADMIN_KEY: ADMIN,
-    SECKILL_USER_SECRET: SECRET,
-    SECKILL_DATA_DIR: tempDataDir(),
-    SECKILL_RATE_PER_IP: '0',
-    SECKILL_RATE_PER_USER: '0',
-    SECKILL_DEMO_SALE: 'false',
-    SECKILL_POW_BITS: String(BENCH_POW_BITS),
-    LOG_LEVEL: 'warn',
-  }, '/readyz', port);
+/** The bench's own embedded server; the challenge easy, so that the bench's CPU stays low. */
+function startServer(): Promise<Child> {
+  return startBenchServer({ env: { SECKILL_POW_BITS: String(BENCH_POW_BITS) } });
 }
 
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);

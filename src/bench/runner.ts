@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -12,7 +11,7 @@ import { bareHttp, cannon, pgBatchedInsert, redisEvalsha, type HttpFigures } fro
 import { checkInvariants, settle } from './invariants.js';
 import { PROFILES, type Profile } from './profiles.js';
 import { simulateSale } from './sale-sim.js';
-import { Api, ROOT, startChild, tempDataDir, type Child } from './target.js';
+import { Api, BENCH_ADMIN_KEY, BENCH_USER_SECRET, ROOT, startBenchServer } from './target.js';
 
 export interface BenchOptions {
   profile: Profile['name'];
@@ -55,41 +54,8 @@ const COLUMNS: { key: keyof Line; title: string }[] = [
   { key: 'note', title: 'note' },
 ];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-const ADMIN = 'bench-admin-key-0123456789abcdef';
-const SECRET = 'bench-user-secret-0123456789abcdef0123456789';
-
-/** Start seckill as the benchmark's own child process, embedded or distributed. */
-async function startSeckill(o: BenchOptions): Promise<Child> {
-  const port = await freePort();
-  const env: Record<string, string> = {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    SECKILL_ADMIN_KEY: ADMIN,
-    SECKILL_USER_SECRET: SECRET,
-    SECKILL_DATA_DIR: tempDataDir(),
-    SECKILL_RATE_PER_IP: '0',
-    SECKILL_RATE_PER_USER: '0',
-    SECKILL_DEMO_SALE: 'false',
-    LOG_LEVEL: 'warn',
-  };
-  if (o.redis) env.REDIS_URL = o.redis;
-  if (o.database) env.DATABASE_URL = o.database;
-  if (o.redis) env.SECKILL_REDIS_PREFIX = `bench${process.pid}`;
-  if (o.allowVolatileRedis) env.SECKILL_ALLOW_VOLATILE_REDIS = '1';
-  const args = ['bin/seckill.mjs', 'start', ...(o.workers > 1 ? ['--workers', String(o.workers)] : [])];
-  const child = await startChild(args, env, '/readyz', port);
-  if (o.workers > 1) await new Promise((r) => setTimeout(r, 1000)); // every worker listening
-  return child;
-}
+const ADMIN = BENCH_ADMIN_KEY;
+const SECRET = BENCH_USER_SECRET;
 
 export async function runBench(o: BenchOptions): Promise<number> {
   const p: Profile = {
@@ -136,7 +102,7 @@ export async function runBench(o: BenchOptions): Promise<number> {
     lines.push({ measure: 'raw batched INSERT into a logged table with the orders indexes (baseline)', seckill: '', baseline: `${fmt(pgDurableRows)} rows/s`, ratio: '', cpu: '', target: '', note: 'as above, into an ordinary table with the 4 indexes of orders (WAL, fsync at commit), as the writers write', measured: true, cpuUsPerRequest: null });
   }
 
-  const server = o.target ? null : await startSeckill(o);
+  const server = o.target ? null : await startBenchServer(o);
   const pid = server?.child.pid;
   const base = o.target ?? (server ? server.url : '');
   const api = new Api(base, Math.max(p.connections, 16));

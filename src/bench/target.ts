@@ -1,10 +1,59 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+
+/** The benchmark's own server's admin key and user secret (a throwaway server on 127.0.0.1). */
+export const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+export const BENCH_USER_SECRET = 'bench-user-secret-0123456789abcdef0123456789';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+export interface BenchServerOptions {
+  redis?: string;
+  database?: string;
+  allowVolatileRedis?: boolean;
+  workers?: number;
+  /** More of the server's environment (a profile's own settings). */
+  env?: Record<string, string>;
+}
+
+/** Start seckill as the benchmark's own child process, embedded or distributed; rate limits off. */
+export async function startBenchServer(o: BenchServerOptions = {}): Promise<Child> {
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    SECKILL_ADMIN_KEY: BENCH_ADMIN_KEY,
+    SECKILL_USER_SECRET: BENCH_USER_SECRET,
+    SECKILL_DATA_DIR: tempDataDir(),
+    SECKILL_RATE_PER_IP: '0',
+    SECKILL_RATE_PER_USER: '0',
+    SECKILL_DEMO_SALE: 'false',
+    LOG_LEVEL: 'warn',
+    ...o.env,
+  };
+  if (o.redis) env.REDIS_URL = o.redis;
+  if (o.database) env.DATABASE_URL = o.database;
+  if (o.redis) env.SECKILL_REDIS_PREFIX = `bench${process.pid}`;
+  if (o.allowVolatileRedis) env.SECKILL_ALLOW_VOLATILE_REDIS = '1';
+  const workers = o.workers ?? 1;
+  const args = ['bin/seckill.mjs', 'start', ...(workers > 1 ? ['--workers', String(workers)] : [])];
+  const child = await startChild(args, env, '/readyz', port);
+  if (workers > 1) await new Promise((r) => setTimeout(r, 1000)); // every worker listening
+  return child;
+}
 
 /** A process the benchmark started, and where it listens. */
 export interface Child {

@@ -4,6 +4,7 @@
 // to sale, user, issue time, expiry, kind and a nonce; that it is used once is the spent-store's to
 // know (SpentChallenges below), this file only writes, reads and checks the text.
 import crypto from 'node:crypto';
+import { SignedTokenFormat } from './signed-token.js';
 import type { ChallengeTask } from './challenge-task.js';
 import type { Challenge } from './queue.js';
 import { QUIZ } from './quiz.js';
@@ -51,38 +52,19 @@ export interface SpentChallenges {
   spend(saleId: string, nonce: string, ttlMs: number): Promise<boolean>;
 }
 
-const PREFIX = 'c1';
 const MAX_HEADER = 2048;
 const POW_NONCE = /^[0-9]{1,20}$/;
 const QUIZ_ANSWER = /^[0-3]$/;
 
-/** Derived keys by sale secret: sales are few, and the check then costs one HMAC less. */
-const keys = new Map<string, Buffer>();
-const KEYS_KEPT = 1000;
+/** `c1.<claims>.<mac>`: never contains ':' (the header's separator). */
+const CHALLENGE = new SignedTokenFormat('c1', 'seckill challenge');
 
-/** The challenge key: derived from the sale's secret, apart from the order path's and the pass's. */
-function challengeKey(saleSecret: string): Buffer {
-  let key = keys.get(saleSecret);
-  if (!key) {
-    key = crypto.createHmac('sha256', saleSecret).update('seckill challenge').digest();
-    if (keys.size >= KEYS_KEPT) keys.clear();
-    keys.set(saleSecret, key);
-  }
-  return key;
-}
-
-function mac(saleSecret: string, body: string): Buffer {
-  return crypto.createHmac('sha256', challengeKey(saleSecret)).update(PREFIX).update('.').update(body).digest();
-}
-
-/** `c1.<base64url JSON claims>.<base64url HMAC-SHA256>`: never contains ':' (the header's separator). */
 export function signChallenge(saleSecret: string, c: ChallengeClaims): string {
   const json: Record<string, unknown> = { s: c.saleId, u: c.userId, k: c.kind, i: c.issuedAt, e: c.expiresAt, n: c.nonce };
   if (c.bits !== undefined) json.b = c.bits;
   if (c.question !== undefined) json.q = c.question;
   if (c.order !== undefined) json.o = c.order;
-  const body = Buffer.from(JSON.stringify(json)).toString('base64url');
-  return `${PREFIX}.${body}.${mac(saleSecret, body).toString('base64url')}`;
+  return CHALLENGE.sign(saleSecret, json);
 }
 
 /** A random permutation of 0..3, as four digits. */
@@ -124,18 +106,9 @@ export function issueChallenge(saleSecret: string, i: IssueInput): ChallengeTask
 
 /** The token's claims when it is genuine, for this sale and user, and not expired at `now`. */
 export function readChallenge(saleSecret: string, token: string, saleId: string, userId: string, now: number): ChallengeReading {
-  const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, why: 'malformed' };
-  const given = Buffer.from(parts[2], 'base64url');
-  const expected = mac(saleSecret, parts[1]);
-  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) return { ok: false, why: 'forged' };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
-  } catch {
-    return { ok: false, why: 'malformed' };
-  }
-  const c = raw as { s?: unknown; u?: unknown; k?: unknown; i?: unknown; e?: unknown; n?: unknown; b?: unknown; q?: unknown; o?: unknown };
+  const read = CHALLENGE.read(saleSecret, token, MAX_HEADER);
+  if (!read.ok) return read;
+  const c = read.claims;
   if (typeof c.s !== 'string' || typeof c.u !== 'string' || (c.k !== 'pow' && c.k !== 'quiz') || typeof c.i !== 'number'
     || typeof c.e !== 'number' || typeof c.n !== 'string') return { ok: false, why: 'malformed' };
   if (c.s !== saleId) return { ok: false, why: 'other_sale' };

@@ -3,7 +3,7 @@ import { readPass, signPass } from '../domain/pass.js';
 import { hasEnded, type Sale } from '../domain/sale.js';
 import { ABANDON_AFTER_MS, PASS_TTL_MS, etaSeconds, roomSeed, seedHash, shuffleRank, type QueueAnswer } from '../domain/waiting-room.js';
 import { MemoryRoomStore } from '../stores/memory-room-store.js';
-import type { RoomRecord, RoomSale, RoomStore, RoomStoreOptions, Visit } from '../stores/room-store.js';
+import type { RoomRecord, RoomSale, RoomStore, RoomStoreOptions, StoreStats, Visit } from '../stores/room-store.js';
 import type { SaleService } from './sale-service.js';
 
 export type { RoomRecord, RoomStore } from '../stores/room-store.js';
@@ -19,20 +19,8 @@ export interface WaitingRoomOptions {
   store?: (o: RoomStoreOptions) => RoomStore;
 }
 
-/** What the operators see of a room (the dashboard, the admin API). */
-export interface RoomStats {
-  waiting: number;
-  admitted: number;
-  /** Let out and not bought yet, pass still good: they count against the stock cap. */
-  outstanding: number;
-  abandoned: number;
-  admittedPerSecond: number;
-  opened: boolean;
-  /**
-   * Mean absolute error (s) over recently admitted users of: admission time − (time of the user's
-   * first estimate after the open + that etaSeconds). Null while none was admitted with one.
-   */
-  etaErrorSeconds: number | null;
+/** What the operators see of a room (the dashboard, the admin API): the store's figures and the configured rate. */
+export interface RoomStats extends StoreStats {
   configuredPerSecond: number;
 }
 

@@ -56,7 +56,10 @@ export interface StoreStats {
   abandoned: number;
   admittedPerSecond: number;
   opened: boolean;
-  /** Mean |admission time − (first estimate's time + its etaSeconds)| over recent admissions, s; null: none yet. */
+  /**
+   * Mean absolute error (s) over recently admitted users of: admission time − (time of the user's
+   * first estimate after the open + that etaSeconds). Null while none was admitted with one.
+   */
   etaErrorSeconds: number | null;
 }
 
