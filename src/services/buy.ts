@@ -89,7 +89,7 @@ export class BuyService {
     const { sale, now } = open;
     const userId = await this.identify(req.token);
     // A sale with a room: the pass is taken for this buy, spent if it reserves, given back otherwise.
-    const claimed = sale.waitingRoom ? ((await this.d.room?.claimPass(sale, userId, req.pass ?? null, now)) ?? false) : false;
+    const claimed = sale.waitingRoom ? await this.claimPass(sale, userId, req.pass ?? null, now) : false;
     const refused = buyerRefusal({ sale, userId, path: req.path, quantity: req.quantity, hasPass: claimed }, this.d.refusals);
     if (refused) {
       if (claimed) await this.settlePass(sale.id, userId, false);
@@ -115,6 +115,20 @@ export class BuyService {
       return result;
     } finally {
       await this.settlePass(sale.id, userId, reserved);
+    }
+  }
+
+  /**
+   * The pass taken for this buy. A claim whose answer never came (Redis slow or away: the buy then
+   * answers busy) may have applied: it is given back before that answer, so the retry finds the pass
+   * good rather than `no_pass` (and if Redis cannot be reached for that either, the claim lapses).
+   */
+  private async claimPass(sale: Sale, userId: string, pass: string | null, now: number): Promise<boolean> {
+    try {
+      return (await this.d.room?.claimPass(sale, userId, pass, now)) ?? false;
+    } catch (err) {
+      await this.settlePass(sale.id, userId, false);
+      throw err;
     }
   }
 

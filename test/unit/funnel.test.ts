@@ -200,6 +200,36 @@ test('buy: a bad path is refused after identity, before the engine', async () =>
   assert.deepEqual(calls, ['limit ann']);
 });
 
+test('buy: a pass claim whose answer never came is given back before the buy answers (busy), so the retry finds the pass good', async () => {
+  const roomSale = sale({ id: 'room', startsAt: 0, perUserLimit: 1, waitingRoom: { method: 'fifo', admitPerSecond: 10, stockFactor: 1 } });
+  const { deps, calls } = fakes({ known: [roomSale] });
+  let claimed = false;
+  let lose = true;
+  deps.room = {
+    checkPass: async () => true,
+    // The claim applies in the store; its reply is lost once (a timeout: the caller cannot know).
+    claimPass: async () => {
+      if (claimed) return false;
+      claimed = true;
+      if (lose) {
+        lose = false;
+        throw new Error('command timed out');
+      }
+      return true;
+    },
+    settlePass: async (_saleId, _userId, reserved) => {
+      calls.push(`settle ${reserved}`);
+      if (!reserved) claimed = false;
+    },
+  };
+  const ask = { saleId: 'room', path: orderPath(roomSale, 'ann'), token: 'ann', quantity: 1, pass: 'p' };
+  await assert.rejects(new BuyService(deps).buy(ask), /timed out/);
+  assert.deepEqual(calls, ['limit ann', 'settle false'], 'given back, nothing reserved');
+  const retry = await new BuyService(deps).buy(ask);
+  assert.equal(retry.ok, true, JSON.stringify(retry));
+  assert.ok(calls.includes('reserve room ann 1') && calls.includes('settle true'), JSON.stringify(calls));
+});
+
 test('an unknown sale is looked up further only when the switch is off', async () => {
   const on = fakes({ elsewhere: [LIVE], refuseBuys: true });
   assert.deepEqual(await new BuyService(on.deps).path('live', 'ann'), { ok: false, refusal: 'busy' });
