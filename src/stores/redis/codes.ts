@@ -23,6 +23,11 @@ export const LuaCode = {
   'prune-order': { removed: 1, kept: 0 },
   'trim-stream': { nothingToTrim: 0, noGroup: -1 },
   'update-sale': { updated: 1, notLoaded: -1, hasOrders: -2 },
+  // The waiting room's (src/stores/redis/room-store.ts). room-visit answers a table: its first
+  // element is the code; a waiting user's answer (2, then the figures) is built, not a literal.
+  'room-visit': { absent: 0, admitted: 1 },
+  'room-tick': { noRoom: 0 },
+  'room-pass': { yes: 1, no: 0 },
 } as const;
 
 type CodeOf<S extends keyof typeof LuaCode> = (typeof LuaCode)[S][keyof (typeof LuaCode)[S]];

@@ -17,6 +17,7 @@ import { passNonce } from '../../domain/pass.js';
 import { RATE_WINDOW_SECONDS, maxCarry, meanAbsError, windowRate } from '../../domain/waiting-room.js';
 import { ETA_ERROR_SAMPLES, type RoomRecord, type RoomSale, type RoomStore, type RoomStoreOptions, type StoreStats, type Visit } from '../room-store.js';
 import type { RedisKeys, RoomKeyPart } from './keys.js';
+import { LuaCode } from './codes.js';
 
 /** Room keys outlive the sale's end by this much (the fairness report reads the records after it). */
 const KEEP_AFTER_END_MS = 24 * 3600_000;
@@ -41,8 +42,8 @@ export class RedisRoomStore implements RoomStore {
       userId, this.now(v.now), v.join ? '1' : '0', v.rank === null ? '' : String(v.rank), this.ttl(room, v.now),
     );
     const kind = Number(r[0]);
-    if (kind === 0) return { kind: 'absent' };
-    if (kind === 1) return { kind: 'admitted', nonce: String(r[1]), expiresAt: Number(r[2]), spent: Number(r[3]) === 1 };
+    if (kind === LuaCode['room-visit'].absent) return { kind: 'absent' };
+    if (kind === LuaCode['room-visit'].admitted) return { kind: 'admitted', nonce: String(r[1]), expiresAt: Number(r[2]), spent: Number(r[3]) === 1 };
     const opened = Number(r[2]) === 1;
     const now = Number(r[5]);
     const counts: Array<[number, number]> = [];
@@ -72,11 +73,11 @@ export class RedisRoomStore implements RoomStore {
   }
 
   async checkPass(saleId: string, userId: string, nonce: string, now: number): Promise<boolean> {
-    return (await this.pass(saleId, 'check', userId, nonce, now, 0)) === 1;
+    return (await this.pass(saleId, 'check', userId, nonce, now, 0)) === LuaCode['room-pass'].yes;
   }
 
   async claimPass(saleId: string, userId: string, nonce: string, now: number): Promise<boolean> {
-    return (await this.pass(saleId, 'claim', userId, nonce, now, this.o.claimTtlMs)) === 1;
+    return (await this.pass(saleId, 'claim', userId, nonce, now, this.o.claimTtlMs)) === LuaCode['room-pass'].yes;
   }
 
   async settlePass(saleId: string, userId: string, reserved: boolean, now: number): Promise<void> {
