@@ -23,6 +23,8 @@ import { Api, BENCH_ADMIN_KEY, BENCH_USER_SECRET, ROOT, startBenchServer, type C
 export interface FairnessBenchOptions {
   users?: number;
   units?: number;
+  /** The room's rate; by default units / 2 (the stock let out in about 2 s). Lower: a longer line, a longer-range ETA. */
+  admitPerSecond?: number;
   out: string;
 }
 
@@ -481,7 +483,7 @@ export async function runFairnessBench(o: FairnessBenchOptions): Promise<number>
   const units = o.units ?? FAIRNESS_DEFAULTS.units;
   if (users < 10) throw new Error('--users: at least 10 (one in ten is a bot)');
   // The room lets the stock out in about 2 s.
-  const admitPerSecond = Math.max(1, Math.round(units / 2));
+  const admitPerSecond = o.admitPerSecond ?? Math.max(1, Math.round(units / 2));
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`seckill bench: profile fairness, embedded, ${fmt(users)} users, ${fmt(units)} units, pow ${BENCH_POW_BITS} bits`);
   const server = await startServer();

@@ -203,13 +203,14 @@ program
   .option('--duration <seconds>', 'seconds per fixed-request measure', positiveInt)
   .option('--units <n>', 'units in the simulated sale', positiveInt)
   .option('--users <n>', 'distinct users in the simulated sale', positiveInt)
+  .option('--admit-per-second <n>', 'fairness: the waiting room\'s rate (default: units / 2)', positiveInt)
   .option('--allow-volatile-redis', 'let seckill run on a Redis without an append-only file (benchmarks only)')
   .option('--out <dir>', 'where results go', 'bench/results')
-  .action(async (o: { profile: string; redis?: string; database?: string; workers: number; target?: string; connections?: number; duration?: number; units?: number; users?: number; allowVolatileRedis?: boolean; out: string }) => {
+  .action(async (o: { profile: string; redis?: string; database?: string; workers: number; target?: string; connections?: number; duration?: number; units?: number; users?: number; admitPerSecond?: number; allowVolatileRedis?: boolean; out: string }) => {
     if (o.profile === 'fairness') {
       if (o.target || o.redis || o.database) throw new InvalidArgumentError('--profile fairness starts its own embedded seckill: no --target, --redis or --database');
       const { runFairnessBench } = await import('../bench/fairness.js');
-      process.exitCode = await runFairnessBench({ users: o.users, units: o.units, out: o.out });
+      process.exitCode = await runFairnessBench({ users: o.users, units: o.units, admitPerSecond: o.admitPerSecond, out: o.out });
       return;
     }
     if (!['smoke', 'sale', 'soak'].includes(o.profile)) throw new InvalidArgumentError('profile is smoke, sale, soak or fairness');
