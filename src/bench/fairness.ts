@@ -25,6 +25,11 @@ export interface FairnessBenchOptions {
   units?: number;
   /** The room's rate; by default units / 2 (the stock let out in about 2 s). Lower: a longer line, a longer-range ETA. */
   admitPerSecond?: number;
+  /** Distributed mode (the room in Redis): the bench's server on these, with this many processes. */
+  redis?: string;
+  database?: string;
+  workers?: number;
+  allowVolatileRedis?: boolean;
   out: string;
 }
 
@@ -95,9 +100,9 @@ export interface SettingResult {
   durationMs: number;
 }
 
-/** The bench's own embedded server; the challenge easy, so that the bench's CPU stays low. */
-function startServer(): Promise<Child> {
-  return startBenchServer({ env: { SECKILL_POW_BITS: String(BENCH_POW_BITS) } });
+/** The bench's own server (embedded, or distributed); the challenge easy, so that the bench's CPU stays low. */
+function startServer(o: FairnessBenchOptions): Promise<Child> {
+  return startBenchServer({ ...o, env: { SECKILL_POW_BITS: String(BENCH_POW_BITS) } });
 }
 
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
@@ -485,8 +490,9 @@ export async function runFairnessBench(o: FairnessBenchOptions): Promise<number>
   // The room lets the stock out in about 2 s.
   const admitPerSecond = o.admitPerSecond ?? Math.max(1, Math.round(units / 2));
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  log(`seckill bench: profile fairness, embedded, ${fmt(users)} users, ${fmt(units)} units, pow ${BENCH_POW_BITS} bits`);
-  const server = await startServer();
+  const mode = o.redis ? `distributed ×${o.workers ?? 1}` : 'embedded';
+  log(`seckill bench: profile fairness, ${mode}, ${fmt(users)} users, ${fmt(units)} units, pow ${BENCH_POW_BITS} bits`);
+  const server = await startServer(o);
   const api = new Api(server.url, 256);
   const results: SettingResult[] = [];
   try {
@@ -497,10 +503,10 @@ export async function runFairnessBench(o: FairnessBenchOptions): Promise<number>
   }
   const md = fairnessMarkdown(results);
   const date = new Date().toISOString();
-  const head = `seckill bench --profile fairness (embedded), ${date}, Node ${process.version}, ${os.cpus().length} cores, load generator on the same machine; ` +
+  const head = `seckill bench --profile fairness (${mode}), ${date}, Node ${process.version}, ${os.cpus().length} cores, load generator on the same machine; ` +
     `${fmt(users)} users (10 % bots: start ${LEAD_MS / 1000} s early, ask every ${BOT_EVERY_MS} ms; people ask every ${HUMAN_EVERY_MS / 1000} s, ${EARLY_PEOPLE * 100} % arrive before the open), ${fmt(units)} units, room random ${admitPerSecond}/s`;
   fs.mkdirSync(o.out, { recursive: true });
-  const file = path.join(o.out, 'embedded-fairness');
+  const file = path.join(o.out, o.redis ? 'distributed-fairness' : 'embedded-fairness');
   fs.writeFileSync(`${file}.json`, JSON.stringify({ date, profile: 'fairness', users, units, admitPerSecond, powBits: BENCH_POW_BITS, results }, null, 2) + '\n');
   fs.writeFileSync(`${file}.md`, `${head}\n\n${md}\n`);
   process.stdout.write(`\n${head}\n\n${md}\n\nresults: ${path.relative(ROOT, file)}.{json,md}\n`);

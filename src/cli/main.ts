@@ -208,9 +208,13 @@ program
   .option('--out <dir>', 'where results go', 'bench/results')
   .action(async (o: { profile: string; redis?: string; database?: string; workers: number; target?: string; connections?: number; duration?: number; units?: number; users?: number; admitPerSecond?: number; allowVolatileRedis?: boolean; out: string }) => {
     if (o.profile === 'fairness') {
-      if (o.target || o.redis || o.database) throw new InvalidArgumentError('--profile fairness starts its own embedded seckill: no --target, --redis or --database');
+      if (o.target) throw new InvalidArgumentError('--profile fairness starts its own seckill: no --target');
+      if (o.redis && !o.database) throw new InvalidArgumentError('--redis needs --database');
       const { runFairnessBench } = await import('../bench/fairness.js');
-      process.exitCode = await runFairnessBench({ users: o.users, units: o.units, admitPerSecond: o.admitPerSecond, out: o.out });
+      process.exitCode = await runFairnessBench({
+        users: o.users, units: o.units, admitPerSecond: o.admitPerSecond, out: o.out,
+        redis: o.redis, database: o.database, workers: o.workers, allowVolatileRedis: o.allowVolatileRedis,
+      });
       return;
     }
     if (!['smoke', 'sale', 'soak'].includes(o.profile)) throw new InvalidArgumentError('profile is smoke, sale, soak or fairness');
