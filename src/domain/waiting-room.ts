@@ -147,16 +147,18 @@ export function windowRate(counts: Iterable<readonly [second: number, n: number]
   const s = Math.floor(now / 1000);
   let total = 0;
   for (const [second, n] of counts) if (second > s - windowSeconds && second <= s) total += n;
+  const sinceOpen = (now - since) / 1000;
+  // A few ticks' admissions are not yet a rate: in the first second the estimate takes the
+  // configured one (the bucket starts empty at the open, so that is what the room does then).
+  if (sinceOpen < MIN_RATE_SPAN_S) return 0;
   // The buckets counted span the window's whole seconds before this one and this one so far; and
-  // never more than the time since the open (counting a whole second there would halve the rate
-  // measured half a second after the open, and every estimate then would run long).
+  // never more than the time since the open.
   const counted = windowSeconds - 1 + (now - s * 1000) / 1000;
-  const span = Math.max(MIN_RATE_SPAN_S, Math.min(counted, (now - since) / 1000));
-  return total / span;
+  return total / Math.min(counted, sinceOpen);
 }
 
-/** The shortest span a rate is measured over: one tick's admissions are not yet a rate. */
-const MIN_RATE_SPAN_S = 0.25;
+/** The shortest span a rate is measured over. */
+const MIN_RATE_SPAN_S = 1;
 
 /** Mean absolute error (seconds) of the estimates, or null when none was checked yet. */
 export function meanAbsError(errorsMs: readonly number[]): number | null {
