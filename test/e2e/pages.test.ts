@@ -9,8 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { signUserToken } from '../../src/gateway/auth.js';
-import { secretsFile } from '../../src/config/secrets.js';
-import { ADMIN_KEY, buy, readOrders, saleBody, startTestServer, type SaleOptions, type TestServer } from '../support/server.js';
+import { ADMIN_KEY, buy, readOrders, saleBody, generatedUserSecret, startTestServer, type SaleOptions, type TestServer } from '../support/server.js';
 
 const CHROMIUM = process.env.SECKILL_CHROMIUM ?? '/usr/bin/chromium';
 const OUT = path.resolve(process.env.SECKILL_TEST_OUTPUT ?? fileURLToPath(new URL('../../test-output/', import.meta.url)));
@@ -42,7 +41,7 @@ describe('pages in a real browser', { skip: missing ?? distributed ?? false }, (
     fs.mkdirSync(SHOTS, { recursive: true });
     // Demo mode (chosen explicitly: SECKILL_DEMO=1), with seckill's own user secret: the sale page offers the demo sign-in.
     t = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1' });
-    userSecret = (JSON.parse(fs.readFileSync(secretsFile(t.dataDir), 'utf8')) as { userSecret: string }).userSecret;
+    userSecret = generatedUserSecret(t.dataDir);
     userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'seckill-chromium-'));
     ctx = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,

@@ -3,15 +3,13 @@
 // last unit is bought elsewhere, without a reload, and when the unit comes back (a cancel) it is let
 // through and its button lights.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { BrowserContext } from 'playwright-core';
 import { SHOTS, browserSkip, phoneBrowser, type Browser } from '../support/browser.js';
 import { signUserToken } from '../../src/gateway/auth.js';
-import { secretsFile } from '../../src/config/secrets.js';
 import { until } from '../support/wait.js';
-import { call, saleBody, startTestServer, type TestServer } from '../support/server.js';
+import { call, saleBody, generatedUserSecret, startTestServer, type TestServer } from '../support/server.js';
 
 const skip = browserSkip('e2e-queue-events-page');
 
@@ -25,7 +23,7 @@ describe('waiting room event stream on the sale page', { skip: skip ?? false }, 
   before(async () => {
     // Demo mode, for the page's sign-in.
     t = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1', SECKILL_QUEUE_ABANDON_MS: '60000' });
-    userSecret = (JSON.parse(fs.readFileSync(secretsFile(t.dataDir), 'utf8')) as { userSecret: string }).userSecret;
+    userSecret = generatedUserSecret(t.dataDir);
     browser = await phoneBrowser();
     ctx = browser.ctx;
   });

@@ -3,15 +3,13 @@
 // and at the open, the page user's place falling while he waits, his turn, his buy and his order; then
 // the dashboard shows the room's figures.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { SHOTS, browserSkip, phoneBrowser, type Browser } from '../support/browser.js';
 import { signUserToken } from '../../src/gateway/auth.js';
-import { secretsFile } from '../../src/config/secrets.js';
 import { until } from '../support/wait.js';
-import { ADMIN_KEY, call, saleBody, startTestServer, type TestServer } from '../support/server.js';
+import { ADMIN_KEY, call, saleBody, generatedUserSecret, startTestServer, type TestServer } from '../support/server.js';
 
 const skip = browserSkip('e2e-waiting-room-page');
 
@@ -25,7 +23,7 @@ describe('waiting room on the sale page', { skip: skip ?? false }, () => {
   before(async () => {
     // Demo mode, for the page's sign-in; places kept a minute without polling (a loaded machine's API users are slow).
     t = await startTestServer({ SECKILL_USER_SECRET: undefined, SECKILL_DEMO: '1', SECKILL_QUEUE_ABANDON_MS: '60000' });
-    userSecret = (JSON.parse(fs.readFileSync(secretsFile(t.dataDir), 'utf8')) as { userSecret: string }).userSecret;
+    userSecret = generatedUserSecret(t.dataDir);
     browser = await phoneBrowser();
     ctx = browser.ctx;
   });

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { checkOrderInvariants, type OrderFact } from '../../src/bench/invariants.js';
 import { signUserToken } from '../../src/gateway/auth.js';
+import { secretsFile } from '../../src/config/secrets.js';
 import type { RunningServer } from '../../src/server.js';
 import { call, type CallOptions, type Reply } from './client.js';
 import { ADMIN_KEY, USER_SECRET, startInProcess } from './launcher.js';
@@ -259,4 +260,9 @@ export function checkInvariants(rows: OrderRow[], stock: number, perUserLimit: n
 
 export function randomUser(prefix = 'u'): string {
   return `${prefix}-${crypto.randomBytes(6).toString('hex')}`;
+}
+
+/** The user secret a demo-mode server generated in its data dir (what the shop's login would sign with). */
+export function generatedUserSecret(dataDir: string): string {
+  return (JSON.parse(fs.readFileSync(secretsFile(dataDir), 'utf8')) as { userSecret: string }).userSecret;
 }
