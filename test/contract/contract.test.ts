@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { secretsFile } from '../../src/config/secrets.js';
+import { serverEvents } from '../support/sse.js';
 import {
   ADMIN_KEY,
   USER_SECRET,
@@ -745,24 +746,9 @@ async function readEvents(
     seen.push({ what: `events ${url}`, text: await res.body.text() });
     return { status: res.statusCode, contentType, events };
   }
-  let buf = '';
-  for await (const chunk of res.body) {
-    buf += chunk.toString();
-    let end: number;
-    while ((end = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      let event = 'message';
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event:')) event = line.slice(6).trim();
-        else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
-      }
-      if (data.length === 0) continue; // a comment (keep-alive)
-      const e = { event, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
-      events.push(e);
-      await onEvent(e, events.length);
-    }
+  for await (const e of serverEvents(res.body)) {
+    events.push(e);
+    await onEvent(e, events.length);
   }
   return { status: res.statusCode, contentType, events };
 }

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { until } from '../support/wait.js';
+import { serverEvents } from '../support/sse.js';
 import { ADMIN_KEY, call, saleBody, skipUnlessReady, startTestServer, userToken, type SaleOptions, type TestServer } from '../support/server.js';
 
 const skip = await skipUnlessReady();
@@ -55,22 +56,7 @@ class Stream {
       this.events.push({ event: 'http', data: body, at: performance.now() });
       return;
     }
-    let buf = '';
-    for await (const chunk of res.body) {
-      buf += (chunk as Buffer).toString();
-      let end: number;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        let event = 'message';
-        const data: string[] = [];
-        for (const line of block.split('\n')) {
-          if (line.startsWith('event:')) event = line.slice(6).trim();
-          else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
-        }
-        if (data.length > 0) this.events.push({ event, data: JSON.parse(data.join('\n')), at: performance.now() });
-      }
-    }
+    for await (const e of serverEvents(res.body)) this.events.push({ event: e.event, data: e.data as unknown as Answer, at: performance.now() });
   }
 
   get last(): Answer | undefined {
