@@ -1,9 +1,9 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { powSolved } from '../domain/challenge.js';
 import { signUserToken } from '../gateway/auth.js';
 import { checkInvariants, type InvariantReport } from './invariants.js';
 import { fmt } from './measured.js';
@@ -110,22 +110,7 @@ const pace = (bot: boolean) => (bot ? rand(0.75, 1.25) * BOT_EVERY_MS : rand(0.7
 
 /** The nonce whose SHA-256 over `<challenge>:<nonce>` starts with `bits` zero bits. */
 export function solvePow(challenge: string, bits: number): string {
-  for (let n = 0; ; n++) {
-    const h = crypto.createHash('sha256').update(`${challenge}:${n}`).digest();
-    if (leadingZeroBits(h) >= bits) return String(n);
-  }
-}
-
-function leadingZeroBits(b: Buffer): number {
-  let n = 0;
-  for (const byte of b) {
-    if (byte === 0) {
-      n += 8;
-      continue;
-    }
-    return n + Math.clz32(byte) - 24;
-  }
-  return n;
+  for (let n = 0; ; n++) if (powSolved(challenge, String(n), bits)) return String(n);
 }
 
 /** The most timestamps in any window of `ms` (sorted in place). */
