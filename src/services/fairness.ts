@@ -1,14 +1,14 @@
 import { SeckillError } from '../domain/errors.js';
 import { fairnessReport, type FairnessReport, type FairnessUser } from '../domain/fairness.js';
-import { holds } from '../domain/order.js';
 import type { Sale } from '../domain/sale.js';
-import type { OrderService } from './order-service.js';
+import type { RecordStore } from '../stores/record-store.js';
 import type { SaleService } from './sale-service.js';
 import type { WaitingRoomService } from './waiting-room.js';
 
 export interface FairnessDepsOf {
   sales: Pick<SaleService, 'get' | 'find'>;
-  orders: Pick<OrderService, 'iterate'>;
+  /** Units held per user, counted by the database (reserved, paid; refunded when not restocked). */
+  holdings: Pick<RecordStore, 'holdings'>;
   /** The room's records: first join, the join that gave the last place, the last admission. */
   room: Pick<WaitingRoomService, 'records'>;
 }
@@ -23,10 +23,7 @@ export class FairnessService {
     if (!sale) throw new SeckillError('not_found', 'No such sale.');
     // Units won = the units the sale counts as held (reserved, paid; refunded when not restocked):
     // an expired or cancelled order gave its unit back to be won by someone else.
-    const units = new Map<string, number>();
-    for await (const o of this.d.orders.iterate(sale.id, undefined)) {
-      if (holds(o.status, sale.restockOnRefund)) units.set(o.userId, (units.get(o.userId) ?? 0) + o.quantity);
-    }
+    const units = await this.d.holdings.holdings(sale.id);
     const records = sale.waitingRoom ? await this.d.room.records(sale.id) : [];
     const byUser = new Map<string, FairnessUser>();
     for (const r of records) {

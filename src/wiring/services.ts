@@ -179,7 +179,7 @@ export async function createServices(config: Config, log: Logger = pino({ level:
       room,
       challenges,
       queueStream,
-      fairness: new FairnessService({ sales, orders, room }),
+      fairness: new FairnessService({ sales, holdings: store, room }),
       auth,
       ipLimit: new RateLimit(config.ratePerIp),
       userLimit: backend.userLimit,
